@@ -1,0 +1,17 @@
+# The two commands the README promises. Each sets up what it needs (.venv, Docker engine, images).
+.PHONY: demo test unit lab down
+
+demo:  ## lab fleet up, provisioned, real mail through every variant, a result table
+	scripts/bootstrap.sh .venv/bin/maillab demo
+
+test:  ## every test: unit tests, then lab tests against real containers
+	scripts/bootstrap.sh .venv/bin/python -m pytest
+
+unit:  ## the fast tests only (no Docker)
+	scripts/bootstrap.sh .venv/bin/python -m pytest -m "not lab"
+
+lab:   ## the lab tests only
+	scripts/bootstrap.sh .venv/bin/python -m pytest -m lab
+
+down:  ## remove the lab
+	scripts/bootstrap.sh .venv/bin/maillab down

@@ -1,0 +1,151 @@
+"""`maillab`: the lab's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from typing import NoReturn, Sequence
+
+from . import repo_root
+from .engine import EngineError
+from .lab import LabError, Paths, container, down, save_topology, saved_topology, status, up
+from .progress import Progress
+from .topology import DEFAULT_SUBNET, MAX_VPS, TopologyError, build
+from .variants import variant_names
+
+COMMANDS = ("up", "down", "status", "ssh", "provision", "demo")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        if "invalid choice" in message and "command" in message:
+            bad = message.split("invalid choice: ")[1].split(" ")[0]
+            message = f"unknown command {bad}: choose one of {', '.join(COMMANDS)} (see maillab --help)"
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _vps_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--vps takes a whole number from 1 to {MAX_VPS}, not {text!r}")
+    if not 1 <= n <= MAX_VPS:
+        raise argparse.ArgumentTypeError(f"--vps {n} is out of range: choose 1 to {MAX_VPS}")
+    return n
+
+
+def parser() -> Parser:
+    p = Parser(prog="maillab", description="The sendmail-fleet lab: a Docker fleet of VPSes that sends real mail.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    u = sub.add_parser("up", help="build what is missing, start or repair the lab")
+    u.add_argument("--vps", type=_vps_count, help=f"number of VPS containers (1-{MAX_VPS}; default 5 or as last up)")
+    u.add_argument("--subnet", help=f"the lab network's IPv4 subnet (default {DEFAULT_SUBNET} or MAILLAB_SUBNET)")
+    u.add_argument("--variant", action="append", default=[], metavar="N=VARIANT",
+                   help="give VPS N a variant (repeatable); by default they cycle through the five")
+    sub.add_parser("down", help="remove every container, network and volume the lab made")
+    s = sub.add_parser("status", help="what runs where")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    sh = sub.add_parser("ssh", help="open a shell (or run a command) on a lab host over SSH")
+    sh.add_argument("name", help="vps1, mx, ... (or the container name)")
+    sh.add_argument("cmd", nargs=argparse.REMAINDER)
+    pr = sub.add_parser("provision", help="run playbooks/site.yml against the lab inventory")
+    pr.add_argument("ansible_args", nargs=argparse.REMAINDER, help="extra ansible-playbook arguments")
+    d = sub.add_parser("demo", help="the main job: lab up, provisioned, real mail through every variant, a table")
+    d.add_argument("--vps", type=_vps_count)
+    d.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    d.add_argument("--skip-provision", action="store_true", help="reuse an already provisioned lab")
+    return p
+
+
+def _parse_variants(items: list[str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for item in items:
+        n, _, name = item.partition("=")
+        if not n.isdigit() or name not in variant_names():
+            raise TopologyError(f"--variant {item!r}: write N=VARIANT with VARIANT one of {', '.join(variant_names())}")
+        out[int(n)] = name
+    return out
+
+
+def _topology(args: argparse.Namespace, paths: Paths):
+    old = saved_topology(paths)
+    subnet = getattr(args, "subnet", None) or os.environ.get("MAILLAB_SUBNET") or old.subnet
+    variants = _parse_variants(getattr(args, "variant", []) or [])
+    return build(getattr(args, "vps", None) or old.vps_count, subnet, variants), variants
+
+
+def _table(data: dict) -> str:
+    rows = [("NAME", "ROLE", "ADDRESS", "DOMAIN", "VARIANT", "STATE")]
+    for c in data["containers"]:
+        rows.append((c["name"], c["role"], c["address"], c.get("domain") or "-", c.get("variant") or "-",
+                     c.get("state", "?")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append("")
+    lines.append(f"accounts: {len(data['accounts'])} (maillab status --json lists them with passwords)")
+    return "\n".join(lines)
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo_root() / "ansible.cfg"))
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def provision(paths: Paths, extra: Sequence[str], playbook: str = "site.yml") -> int:
+    if not paths.inventory.exists():
+        raise LabError("no lab inventory: run `maillab up` first")
+    argv = ["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / playbook), *extra]
+    return subprocess.run(argv, env=ansible_env(), cwd=repo_root()).returncode
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    paths = Paths.default()
+    progress = Progress()
+    if args.command == "up":
+        topo, variants = _topology(args, paths)
+        up(topo, paths, progress)
+        save_topology(paths, topo, variants)
+        print(_table(status(topo)))
+        return 0
+    if args.command == "down":
+        n = down(paths, progress)
+        print(f"lab removed ({n} objects)")
+        return 0
+    if args.command == "status":
+        data = status(saved_topology(paths))
+        print(json.dumps(data, indent=2) if args.json else _table(data))
+        return 0
+    if args.command == "ssh":
+        topo = saved_topology(paths)
+        try:
+            node = topo.get(args.name)
+        except KeyError:
+            raise LabError(f"no lab host {args.name!r}: choose one of "
+                           f"{', '.join(n.short for n in topo.mail_hosts)}") from None
+        container(node.name)
+        ssh = ["ssh", "-i", str(paths.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "LogLevel=ERROR", f"root@{node.address}", *args.cmd]
+        return subprocess.run(ssh).returncode
+    if args.command == "provision":
+        return provision(paths, args.ansible_args)
+    if args.command == "demo":
+        from .demo import demo
+        return demo(paths, progress, args.vps, args.json, args.skip_provision)
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except (LabError, EngineError, TopologyError) as exc:
+        print(f"maillab: error: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)

@@ -1,0 +1,296 @@
+"""Bring the lab up, repair it, take it down, and say what is in it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import yaml
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+
+from . import pki, repo_root
+from .engine import EngineError, connect, ensure as ensure_engine
+from .images import LABEL, ensure_all
+from .mirror import MirrorNotFound, detect
+from .progress import Progress
+from .topology import DEFAULT_SUBNET, DEFAULT_VPS, Node, Topology, build, dnsmasq_conf, inventory
+
+
+class LabError(RuntimeError):
+    pass
+
+
+SYSTEMD_FLAGS = dict(
+    cap_add=["SYS_ADMIN"],
+    security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+    cgroupns="host",
+    volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
+    tmpfs={"/run": "", "/run/lock": ""},
+)
+
+
+@dataclass
+class Paths:
+    state: Path
+
+    @classmethod
+    def default(cls) -> "Paths":
+        return cls(Path(os.environ.get("MAILLAB_STATE_DIR", repo_root() / ".lab")))
+
+    @property
+    def key(self) -> Path:
+        return self.state / "ssh" / "id_ed25519"
+
+    @property
+    def pki(self) -> Path:
+        return self.state / "pki"
+
+    @property
+    def config(self) -> Path:
+        return self.state / "lab.json"
+
+    @property
+    def inventory(self) -> Path:
+        return Path(os.environ.get("MAILLAB_INVENTORY", repo_root() / "inventory" / "lab" / "hosts.yml"))
+
+
+def saved_topology(paths: Paths) -> Topology:
+    cfg = json.loads(paths.config.read_text()) if paths.config.exists() else {}
+    variants = {int(k): v for k, v in cfg.get("variants", {}).items()}
+    return build(cfg.get("vps", DEFAULT_VPS), cfg.get("subnet", DEFAULT_SUBNET), variants)
+
+
+def save_topology(paths: Paths, topo: Topology, variants: dict[int, str] | None = None) -> None:
+    paths.state.mkdir(parents=True, exist_ok=True)
+    paths.config.write_text(json.dumps({"vps": topo.vps_count, "subnet": topo.subnet,
+                                        "variants": {str(k): v for k, v in (variants or {}).items()}}))
+
+
+def _put_file(container: Container, path: str, data: bytes, mode: int = 0o644) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(os.path.basename(path))
+        info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    container.put_archive(os.path.dirname(path), buf.getvalue())
+
+
+def _ensure_key(paths: Paths) -> str:
+    if not paths.key.exists():
+        paths.key.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "maillab", "-f", str(paths.key)],
+                       check=True)
+    return (paths.key.with_suffix(".pub")).read_text()
+
+
+def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
+    try:
+        net = client.networks.get(topo.network)
+        subnets = [c.get("Subnet") for c in net.attrs["IPAM"]["Config"] or []]
+        if subnets == [topo.subnet]:
+            return
+        for c in net.containers:
+            c.remove(force=True)
+        net.remove()
+    except NotFound:
+        pass
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=topo.subnet,
+                                                                        gateway=topo.gateway)])
+    try:
+        client.networks.create(topo.network, driver="bridge", ipam=ipam, labels={LABEL: "network"})
+    except APIError as exc:
+        msg = str(exc.explanation or exc)
+        if "overlap" in msg.lower() or "in use" in msg.lower():
+            raise LabError(f"subnet {topo.subnet} is already used by another network ({msg}); "
+                           "choose another with `maillab up --subnet 10.123.0.0/24` or MAILLAB_SUBNET") from exc
+        raise LabError(f"cannot create network {topo.network}: {msg}") from exc
+
+
+def _container_spec(node: Node, topo: Topology, images: dict[str, str]) -> dict:
+    spec: dict = dict(name=node.name, hostname=node.fqdn, detach=True,
+                      labels={LABEL: node.role, f"{LABEL}.host": node.short},
+                      dns=[topo.dns.address], dns_search=["test"])
+    if node.role in ("vps", "mx"):
+        spec.update(SYSTEMD_FLAGS, image=images["vps"], mem_limit="256m")
+    elif node.role == "dns":
+        spec.update(image=images["dns"], dns=[])
+    else:
+        spec.update(image=images["client"])
+    return spec
+
+
+def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dict[str, str],
+            pubkey: str, dns_conf: str) -> Container:
+    spec = _container_spec(node, topo, images)
+    image = spec.pop("image")
+    container = client.containers.create(image, **spec)
+    client.networks.get(topo.network).connect(container, ipv4_address=node.address)
+    try:
+        container.client.api.disconnect_container_from_network(container.id, "bridge")
+    except APIError:
+        pass
+    if node.role in ("vps", "mx"):
+        _put_file(container, "/root/.ssh/authorized_keys", pubkey.encode(), 0o600)
+    if node.role == "dns":
+        _put_file(container, "/etc/maillab/dnsmasq.conf", dns_conf.encode())
+    container.start()
+    return container
+
+
+def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str]) -> bool:
+    spec = _container_spec(node, topo, images)
+    nets = container.attrs["NetworkSettings"]["Networks"]
+    addr = nets.get(topo.network, {}).get("IPAMConfig") or {}
+    return (container.attrs["Config"]["Image"] == spec["image"]
+            and addr.get("IPv4Address") == node.address)
+
+
+def _wait_port(address: str, port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def _wait_systemd(container: Container, deadline: float) -> str:
+    state = ""
+    while time.monotonic() < deadline:
+        res = container.exec_run(["systemctl", "is-system-running"])
+        state = res.output.decode().strip()
+        if state in ("running", "degraded"):
+            return state
+        time.sleep(0.5)
+    return state or "unknown"
+
+
+def mirror_hosts() -> list[str]:
+    try:
+        return detect().hosts()
+    except MirrorNotFound:
+        return []
+
+
+def write_inventory(paths: Paths, topo: Topology) -> None:
+    paths.inventory.parent.mkdir(parents=True, exist_ok=True)
+    data = inventory(topo, str(paths.key), str(paths.pki))
+    paths.inventory.write_text("# written by `maillab up`: the lab's fleet (regenerated each time)\n"
+                               + yaml.safe_dump(data, sort_keys=False))
+
+
+def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
+    try:
+        client = ensure_engine(paths.state, progress)
+    except EngineError as exc:
+        raise LabError(str(exc)) from exc
+    existed = bool(client.containers.list(all=True, filters={"label": LABEL}))
+    try:
+        _up(client, topo, paths, progress)
+    except BaseException:
+        if not existed:
+            progress.say("up failed: removing what this run made")
+            down(paths, Progress(quiet=True), client)
+        raise
+    return topo
+
+
+def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress) -> None:
+    try:
+        images = ensure_all(client, progress)
+    except (EngineError, MirrorNotFound) as exc:
+        raise LabError(str(exc)) from exc
+    pubkey = _ensure_key(paths)
+    for n in topo.mail_hosts:
+        pki.ensure_host_cert(paths.pki, n.short, [n.fqdn, n.domain or n.fqdn])
+    _ensure_network(client, topo)
+    dns_conf = dnsmasq_conf(topo, mirror_hosts())
+    wanted = {n.name for n in topo.nodes}
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        if c.name not in wanted:
+            progress.say(f"removing {c.name} (not in the lab's topology any more)")
+            c.remove(force=True)
+    with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
+        for node in topo.nodes:
+            try:
+                c = client.containers.get(node.name)
+                if not _matches(c, node, topo, images):
+                    progress.say(f"  {node.name}: out of date, recreating")
+                    c.remove(force=True)
+                    raise NotFound("recreate")
+                if node.role == "dns":
+                    _put_file(c, "/etc/maillab/dnsmasq.conf", dns_conf.encode())
+                    c.restart(timeout=2) if c.status == "running" else c.start()
+                elif c.status != "running":
+                    progress.say(f"  {node.name}: was {c.status}, starting")
+                    c.start()
+            except NotFound:
+                _create(client, node, topo, images, pubkey, dns_conf)
+    deadline = time.monotonic() + 120
+    with progress.step("waiting for systemd and sshd in every VPS"):
+        for node in topo.mail_hosts:
+            c = client.containers.get(node.name)
+            state = _wait_systemd(c, deadline)
+            if state not in ("running", "degraded"):
+                raise LabError(f"{node.name}: systemd did not come up (state {state!r})")
+            if not _wait_port(node.address, 22, deadline):
+                raise LabError(f"{node.name}: sshd does not answer on {node.address}:22")
+    write_inventory(paths, topo)
+    progress.say(f"lab is up; inventory: {paths.inventory}")
+
+
+def down(paths: Paths, progress: Progress, client: docker.DockerClient | None = None) -> int:
+    client = client or connect()
+    if client is None:
+        raise LabError("no Docker engine answers: nothing to take down (start the engine, then retry)")
+    removed = 0
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        progress.say(f"removing container {c.name}")
+        c.remove(force=True, v=True)
+        removed += 1
+    for net in client.networks.list(filters={"label": LABEL}):
+        progress.say(f"removing network {net.name}")
+        net.remove()
+        removed += 1
+    for vol in client.volumes.list(filters={"label": LABEL}):
+        vol.remove(force=True)
+        removed += 1
+    if paths.inventory.exists():
+        paths.inventory.unlink()
+    return removed
+
+
+def status(topo: Topology) -> dict:
+    client = connect()
+    data = topo.to_json()
+    for entry in data["containers"]:
+        state = "absent"
+        if client:
+            try:
+                state = client.containers.get(entry["name"]).status
+            except NotFound:
+                pass
+        else:
+            state = "no engine"
+        entry["state"] = state
+    return data
+
+
+def container(name: str) -> Container:
+    client = connect()
+    if client is None:
+        raise LabError("no Docker engine answers: run `maillab up` first")
+    try:
+        return client.containers.get(name)
+    except NotFound as exc:
+        raise LabError(f"no container {name}: run `maillab up` first") from exc

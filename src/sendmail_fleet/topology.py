@@ -1,0 +1,186 @@
+"""The lab's shape: which containers exist, their addresses, domains, variants and mail accounts.
+
+Pure data, no Docker: unit tests cover it, and `lab.py` turns it into containers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+from .variants import variant_names
+
+PREFIX = "maillab"
+DEFAULT_SUBNET = "172.29.25.0/24"
+DEFAULT_VPS = 5
+MAX_VPS = 40
+REMOTE_DOMAIN = "remote.test"
+POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
+
+
+class TopologyError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Account:
+    host: str  # container name
+    user: str
+    address: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str  # Docker container name
+    short: str  # inventory host name
+    role: str  # dns | vps | mx | client
+    address: str
+    fqdn: str
+    domain: str | None = None
+    variant: str | None = None
+    accounts: tuple[Account, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Topology:
+    subnet: str
+    vps_count: int
+    nodes: tuple[Node, ...]
+
+    @property
+    def network(self) -> str:
+        return f"{PREFIX}-net"
+
+    @property
+    def gateway(self) -> str:
+        return str(ipaddress.ip_network(self.subnet)[1])
+
+    def by_role(self, role: str) -> list[Node]:
+        return [n for n in self.nodes if n.role == role]
+
+    def get(self, key: str) -> Node:
+        for n in self.nodes:
+            if key in (n.name, n.short):
+                return n
+        raise KeyError(key)
+
+    @property
+    def dns(self) -> Node:
+        return self.by_role("dns")[0]
+
+    @property
+    def mail_hosts(self) -> list[Node]:
+        return [n for n in self.nodes if n.role in ("vps", "mx")]
+
+    def accounts(self) -> list[Account]:
+        return [a for n in self.nodes for a in n.accounts]
+
+    def to_json(self) -> dict:
+        return {
+            "subnet": self.subnet,
+            "containers": [
+                {k: v for k, v in {
+                    "name": n.name, "role": n.role, "address": n.address, "fqdn": n.fqdn,
+                    "domain": n.domain, "variant": n.variant}.items() if v is not None or k in ("name",)}
+                for n in self.nodes],
+            "accounts": [asdict(a) for a in self.accounts()],
+        }
+
+
+def _accounts(container: str, domain: str, users: tuple[str, ...], tag: str) -> tuple[Account, ...]:
+    return tuple(Account(container, u, f"{u}@{domain}", f"{u}-{tag}-Lab1") for u in users)
+
+
+def variant_for_index(i: int) -> str:
+    names = variant_names()
+    return names[(i - 1) % len(names)]
+
+
+def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
+          variants: dict[int, str] | None = None) -> Topology:
+    if not 1 <= vps_count <= MAX_VPS:
+        raise TopologyError(f"VPS count {vps_count} is out of range: choose 1 to {MAX_VPS}")
+    try:
+        net = ipaddress.ip_network(subnet)
+    except ValueError as exc:
+        raise TopologyError(f"subnet {subnet!r} is not a network ({exc}); use e.g. {DEFAULT_SUBNET}") from exc
+    if net.version != 4 or net.prefixlen > 24:
+        raise TopologyError(f"subnet {subnet} is too small or not IPv4: use an IPv4 /24 or larger")
+    if not net.is_private:
+        raise TopologyError(f"subnet {subnet} is not a private range: use e.g. {DEFAULT_SUBNET}")
+    hosts = list(net.hosts())
+    variants = variants or {}
+
+    def addr(i: int) -> str:
+        return str(hosts[i - 1])
+
+    nodes: list[Node] = [Node(f"{PREFIX}-dns", "dns", "dns", addr(2), "ns.lab.test")]
+    mx_name = f"{PREFIX}-mx"
+    nodes.append(Node(mx_name, "mx", "mx", addr(10), f"mx.{REMOTE_DOMAIN}", REMOTE_DOMAIN,
+                      "default-auth-only", _accounts(mx_name, REMOTE_DOMAIN, ("carol",), "mx")))
+    for i in range(1, vps_count + 1):
+        name, domain = f"{PREFIX}-vps{i}", f"vps{i}.test"
+        nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain,
+                          variants.get(i, variant_for_index(i)),
+                          _accounts(name, domain, ("alice", "bob"), f"vps{i}")))
+    for i in (1, 2):
+        nodes.append(Node(f"{PREFIX}-client{i}", f"client{i}", "client", addr(100 + i),
+                          f"client{i}.clients.test"))
+    return Topology(str(net), vps_count, tuple(nodes))
+
+
+def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
+    """dnsmasq config: authoritative A and MX records for every lab domain, nothing forwarded
+    except the apt mirror's host names (so apt inside the containers keeps working)."""
+    lines = [
+        "# written by maillab: the lab's DNS",
+        "no-resolv", "no-hosts", "bind-interfaces", f"listen-address={topo.dns.address}",
+        "domain-needed", "bogus-priv", "log-facility=-",
+        "local=/test/",
+    ]
+    for host in forward_hosts:
+        lines.append(f"server=/{host}/127.0.0.11")
+    for n in topo.nodes:
+        lines.append(f"host-record={n.fqdn},{n.address}")
+        if n.domain:
+            lines.append(f"host-record={n.domain},{n.address}")
+            lines.append(f"mx-host={n.domain},{n.fqdn},10")
+    return "\n".join(lines) + "\n"
+
+
+def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
+    """The Ansible inventory (YAML-ready dict) for the lab's mail hosts."""
+    def host_vars(n: Node) -> dict:
+        hv: dict = {
+            "ansible_host": n.address,
+            "mail_fqdn": n.fqdn,
+            "mail_domain": n.domain,
+            "sendmail_variant": n.variant,
+            "tls_cert_src": f"{pki_dir}/{n.short}.crt",
+            "tls_key_src": f"{pki_dir}/{n.short}.key",
+            "tls_ca_src": f"{pki_dir}/ca.crt",
+            "mail_users_accounts": [
+                {"name": a.user, "password": a.password} for a in n.accounts],
+        }
+        return hv
+
+    common = {
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": key_file,
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                                   "-o LogLevel=ERROR",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "lab_relay_networks": [],
+        "pop_before_smtp_window": POP_BEFORE_SMTP_WINDOW,
+        "pop_before_smtp_expire_interval": 5,
+    }
+    return {
+        "all": {
+            "vars": common,
+            "children": {
+                "fleet": {"hosts": {n.short: host_vars(n) for n in topo.by_role("vps")}},
+                "remote_mx": {"hosts": {n.short: host_vars(n) for n in topo.by_role("mx")}},
+            },
+        }
+    }
