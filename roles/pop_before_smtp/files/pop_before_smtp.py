@@ -1,0 +1,1 @@
+../../../src/sendmail_fleet/host/pop_before_smtp.py

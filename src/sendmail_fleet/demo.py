@@ -1,0 +1,63 @@
+"""`maillab demo`: the main job. Lab up, every VPS provisioned in its variant, real mail through every
+path, one table (and JSON) of reply codes with pass or fail."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import docker
+
+from .lab import LabError, Paths, save_topology, saved_topology, up
+from .mailcheck import Checks, MailLab, run_all
+from .progress import Progress
+from .topology import POP_BEFORE_SMTP_WINDOW, build
+
+
+def table(checks: dict[str, Checks]) -> str:
+    columns: list[str] = []
+    for c in checks.values():
+        for r in c.results:
+            if r.check not in columns:
+                columns.append(r.check)
+    header = ["VPS", "VARIANT", *columns]
+    rows = [header]
+    for short, c in checks.items():
+        cells = {r.check: f"{r.seen} {'ok' if r.passed else 'FAIL'}" for r in c.results}
+        rows.append([short, c.variant.name, *[cells.get(col, "") for col in columns]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_json(checks: dict[str, Checks]) -> dict:
+    return {"hosts": [{"vps": s, "container": c.vps.name, "variant": c.variant.name,
+                       "checks": [r.__dict__ for r in c.results]} for s, c in checks.items()],
+            "passed": all(r.passed for c in checks.values() for r in c.results)}
+
+
+def demo(paths: Paths, progress: Progress, vps: int | None, json_file: str | None, skip_provision: bool) -> int:
+    from .cli import provision
+    old = saved_topology(paths)
+    topo = build(vps or old.vps_count, old.subnet)
+    up(topo, paths, progress)
+    save_topology(paths, topo)
+    if not skip_provision:
+        with progress.step(f"provisioning {len(topo.mail_hosts)} hosts with playbooks/site.yml"):
+            if provision(paths, []) != 0:
+                raise LabError("provisioning failed: see the Ansible output above")
+    with progress.step("sending real mail through every variant"):
+        checks = run_all(MailLab(topo, docker.from_env()), POP_BEFORE_SMTP_WINDOW, progress.say)
+    print(table(checks))
+    failures = [(s, r) for s, c in checks.items() for r in c.results if not r.passed]
+    for s, r in failures:
+        print(f"FAIL {s} {r.check}: {r.detail}", file=sys.stderr)
+    data = to_json(checks)
+    out = Path(json_file) if json_file else paths.state / "demo-results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2))
+    total = sum(len(c.results) for c in checks.values())
+    print(f"\n{total - len(failures)} passed, {len(failures)} failed  (JSON: {out})")
+    return 0 if not failures else 1

@@ -1,0 +1,1 @@
+"""Helpers that run on the VPSes themselves: standard library only."""

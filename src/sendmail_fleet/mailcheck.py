@@ -1,0 +1,296 @@
+"""Real mail through the lab: probes run in the client containers, delivery checked in the mailboxes.
+
+Each check returns a Result: what the variant promises, the reply code seen, pass or fail.
+`maillab demo` and the lab tests use these same checks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+from docker.models.containers import Container
+
+from .topology import Node, Topology
+from .variants import all_variants
+
+PROBE = Path(__file__).with_name("probe.py")
+PROBE_PATH = "/usr/local/bin/maillab-probe"
+
+
+@dataclass
+class Result:
+    check: str
+    passed: bool
+    seen: str
+    detail: str = ""
+
+
+@dataclass
+class Smtp:
+    raw: dict
+
+    def code(self, step: str) -> int | None:
+        codes = [s["code"] for s in self.raw["steps"] if s["step"] == step]
+        return codes[-1] if codes else None
+
+    @property
+    def last(self) -> dict:
+        return self.raw["steps"][-1] if self.raw["steps"] else {"step": "none", "code": 0, "text": ""}
+
+    @property
+    def last_code(self) -> int:
+        return self.last["code"]
+
+    def summary(self) -> str:
+        return " / ".join(f"{s['step']} {s['code']}" for s in self.raw["steps"])
+
+
+@dataclass
+class MailLab:
+    topo: Topology
+    client: docker.DockerClient = field(default_factory=docker.from_env)
+    _probed: set[str] = field(default_factory=set)
+
+    def container(self, key: str) -> Container:
+        return self.client.containers.get(self.topo.get(key).name)
+
+    def _ensure_probe(self, c: Container) -> None:
+        # Copied once per run, so a changed probe never meets an old copy.
+        if c.name in self._probed:
+            return
+        self._probed.add(c.name)
+        data = PROBE.read_bytes()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo("maillab-probe")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+        c.put_archive("/usr/local/bin", buf.getvalue())
+
+    def _probe(self, client: str, kind: str, req: dict) -> dict:
+        c = self.container(client)
+        self._ensure_probe(c)
+        res = c.exec_run(["python3", PROBE_PATH, kind, json.dumps(req)])
+        try:
+            return json.loads(res.output.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"ok": False, "steps": [{"step": "probe", "code": 0, "text": res.output.decode()[-300:]}]}
+
+    def smtp(self, client: str, server: Node, **req) -> Smtp:
+        return Smtp(self._probe(client, "smtp", {"server": server.fqdn, **req}))
+
+    def pop3(self, client: str, server: Node, user: str, password: str, port: int = 110) -> dict:
+        return self._probe(client, "pop3", {"server": server.fqdn, "port": port, "user": user,
+                                             "password": password})
+
+    def sh(self, node: Node, cmd: str) -> tuple[int, str]:
+        res = self.client.containers.get(node.name).exec_run(["sh", "-c", cmd])
+        return res.exit_code, res.output.decode(errors="replace")
+
+    def wait_for_mail(self, node: Node, path: str, token: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sh(node, f"grep -qF {token} {path}")[0] == 0:
+                return True
+            time.sleep(0.3)
+        return False
+
+    def has_mail(self, node: Node, path: str, token: str) -> bool:
+        return self.sh(node, f"grep -qF {token} {path}")[0] == 0
+
+
+def token() -> str:
+    return "tok-" + uuid.uuid4().hex[:16]
+
+
+def message(tok: str, subject: str = "probe") -> str:
+    return f"Subject: {subject} {tok}\r\nX-Maillab-Token: {tok}\r\n\r\nbody {tok}\r\n"
+
+
+class Checks:
+    """The checks for one VPS, in the order they must run (POP-before-SMTP state carries over)."""
+
+    def __init__(self, lab: MailLab, vps: Node) -> None:
+        self.lab, self.vps = lab, vps
+        self.variant = all_variants()[vps.variant or "default"]
+        self.mx = lab.topo.by_role("mx")[0]
+        self.alice, self.bob = vps.accounts[0], vps.accounts[1]
+        self.carol = self.mx.accounts[0]
+        self.results: list[Result] = []
+
+    def _add(self, check: str, passed: bool, seen: str, detail: str = "") -> Result:
+        r = Result(check, passed, seen, detail)
+        self.results.append(r)
+        return r
+
+    def _relay(self, client: str, port: int = 25, **req) -> tuple[Smtp, str]:
+        tok = token()
+        res = self.lab.smtp(client, self.vps, port=port, mail_from=self.alice.address,
+                            rcpt=[self.carol.address], data=message(tok), **req)
+        return res, tok
+
+    def _relay_expect(self, name: str, client: str, allowed: bool, **req) -> Result:
+        res, tok = self._relay(client, **req)
+        if allowed:
+            ok = res.raw["ok"] and self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok)
+            return self._add(name, ok, str(res.code("data") or res.last_code),
+                             "" if ok else f"expected relay and delivery on mx: {res.summary()}")
+        code = res.code("rcpt") or res.last_code
+        ok = not res.raw["ok"] and res.code("rcpt") == 550 and "5.7.1" in res.last["text"]
+        return self._add(name, ok, str(code), "" if ok else f"expected 550 5.7.1 relay denied: {res.summary()}")
+
+    # -- every variant ---------------------------------------------------------------------------
+    def local_delivery(self) -> Result:
+        tok = token()
+        res = self.lab.smtp("client1", self.vps, port=25, mail_from=self.carol.address,
+                            rcpt=[self.alice.address], data=message(tok))
+        ok = res.raw["ok"] and self.lab.wait_for_mail(self.vps, "/var/mail/alice", tok)
+        return self._add("local mail", ok, str(res.code("data") or res.last_code),
+                         "" if ok else f"not delivered to /var/mail/alice: {res.summary()}")
+
+    def unknown_user(self) -> Result:
+        res = self.lab.smtp("client1", self.vps, port=25, mail_from=self.carol.address,
+                            rcpt=[f"nosuchuser@{self.vps.domain}"])
+        ok = res.code("rcpt") == 550 and "5.1.1" in res.last["text"]
+        return self._add("unknown user", ok, str(res.code("rcpt")), "" if ok else res.summary())
+
+    def relay_without_auth(self) -> Result:
+        return self._relay_expect("relay, no auth", "client1", allowed=False)
+
+    def submission_without_auth(self) -> Result:
+        res, _ = self._relay("client1", port=587, starttls=True)
+        if self.variant.smtp_auth:
+            ok = res.code("mail") == 530
+            return self._add("587 no auth", ok, str(res.code("mail")), "" if ok else f"expected 530: {res.summary()}")
+        ok = res.code("rcpt") == 550
+        return self._add("587 no auth", ok, str(res.code("rcpt") or res.last_code),
+                         "" if ok else f"expected 550: {res.summary()}")
+
+    def auth_offer(self) -> Result:
+        res = self.lab.smtp("client1", self.vps, port=587, starttls=True)
+        before, after = res.raw.get("ehlo_auth_before_tls"), res.raw.get("ehlo_auth_after_tls")
+        res25 = self.lab.smtp("client1", self.vps, port=25)
+        before = before or res25.raw.get("ehlo_auth_before_tls")
+        want = set(self.variant.smtp_auth and ["PLAIN", "LOGIN"] or [])
+        got = set((after or "").split())
+        ok = not before and got == want and res.raw.get("ehlo_starttls") is True
+        seen = f"before TLS: {before or 'none'}; after: {after or 'none'}"
+        return self._add("AUTH offer", ok, after or "none", "" if ok else seen)
+
+    def auth_relay(self, mech: str) -> Result:
+        name = f"AUTH {mech} relay"
+        res, tok = self._relay("client1", port=587, starttls=True,
+                               auth=[mech, self.alice.user, self.alice.password])
+        if not self.variant.smtp_auth:
+            ok = res.code("auth") in (502, 503, 504)
+            return self._add(name, ok, str(res.code("auth")), "" if ok else f"AUTH must not work: {res.summary()}")
+        ok = res.code("auth") == 235 and res.raw["ok"] and self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok)
+        return self._add(name, ok, f"{res.code('auth')}", "" if ok else f"expected 235 and delivery: {res.summary()}")
+
+    def auth_failures(self) -> Result:
+        bad = self.lab.smtp("client1", self.vps, port=587, starttls=True,
+                            auth=["PLAIN", self.alice.user, "wrong-password"])
+        unknown = self.lab.smtp("client1", self.vps, port=587, starttls=True,
+                                auth=["PLAIN", "nosuchuser", "whatever"])
+        if not self.variant.smtp_auth:
+            return self._add("bad/unknown AUTH", True, "-", "no SMTP-Auth in this variant")
+        b, u = bad.code("auth"), unknown.code("auth")
+        ok = b == 535 and u == 535 and bad.last["text"] == unknown.last["text"]
+        return self._add("bad/unknown AUTH", ok, f"{b}/{u}", "" if ok else f"{bad.summary()} | {unknown.summary()}")
+
+    def failed_pop_login_opens_nothing(self) -> Result:
+        pop = self.lab.pop3("client1", self.vps, self.alice.user, "wrong-password")
+        r = self._relay_expect("bad POP login", "client1", allowed=False)
+        if pop["ok"]:
+            r.passed, r.detail = False, "POP3 accepted a wrong password"
+        return r
+
+    def pop_login_relay(self) -> Result:
+        pop = self.lab.pop3("client1", self.vps, self.alice.user, self.alice.password)
+        if not pop["ok"]:
+            return self._add("POP login relay", False, "-ERR", f"POP3 login failed: {pop['steps']}")
+        self.pop_login_at = time.monotonic()
+        return self._relay_expect("POP login relay", "client1", allowed=self.variant.pop_before_smtp)
+
+    def other_client_refused(self) -> Result:
+        return self._relay_expect("client2 relay", "client2", allowed=False)
+
+    def window_expired(self) -> Result:
+        if not self.variant.pop_before_smtp:
+            return self._add("window expiry", True, "-", "no POP-before-SMTP in this variant")
+        return self._relay_expect("window expiry", "client1", allowed=False)
+
+    def procmail_recipe(self) -> Result:
+        folder = "mail/maillab-folder"
+        self.lab.sh(self.vps, "printf ':0\\n* ^Subject:.*FOLDERTEST\\nmaillab-folder\\n' > /home/alice/.procmailrc"
+                              " && printf 'MAILDIR=$HOME/mail\\n' | cat - /home/alice/.procmailrc > /tmp/rc"
+                              " && mv /tmp/rc /home/alice/.procmailrc && mkdir -p /home/alice/mail"
+                              " && chown -R alice: /home/alice/.procmailrc /home/alice/mail"
+                              " && chmod 644 /home/alice/.procmailrc")
+        tok = token()
+        res = self.lab.smtp("client1", self.vps, port=25, mail_from=self.carol.address,
+                            rcpt=[self.alice.address], data=message(tok, "FOLDERTEST"))
+        if self.variant.procmail_lda:
+            ok = res.raw["ok"] and self.lab.wait_for_mail(self.vps, f"/home/alice/{folder}", tok)
+            seen = "folder" if ok else "not in folder"
+        else:
+            ok = res.raw["ok"] and self.lab.wait_for_mail(self.vps, "/var/mail/alice", tok)
+            ok = ok and not self.lab.has_mail(self.vps, f"/home/alice/{folder}", tok)
+            seen = "inbox" if ok else "?"
+        return self._add("procmail recipe", ok, seen, "" if ok else res.summary())
+
+    def saslauthd_down(self) -> Result:
+        if not self.variant.smtp_auth:
+            return self._add("saslauthd down", True, "-", "no SMTP-Auth in this variant")
+        self.lab.sh(self.vps, "systemctl stop saslauthd")
+        try:
+            res, _ = self._relay("client1", port=587, starttls=True,
+                                 auth=["PLAIN", self.alice.user, self.alice.password])
+            code = res.code("auth") or 0
+            # Wanted: a 4xx. Seen with sendmail 8.17.1 + Cyrus SASL 2.1.28: the PLAIN/LOGIN plugins turn an
+            # unreachable saslauthd into SASL_BADAUTH, so sendmail answers 535. Either way nothing may relay.
+            ok = (400 <= code < 500 or code == 535) and not res.raw["ok"]
+            unauth, _ = self._relay("client1", port=25)
+            ok = ok and unauth.code("rcpt") == 550
+        finally:
+            self.lab.sh(self.vps, "systemctl start saslauthd")
+        return self._add("saslauthd down", ok, str(code), "" if ok else f"{res.summary()}")
+
+    def before_window(self) -> list[Callable[[], Result]]:
+        return [self.local_delivery, self.unknown_user, self.relay_without_auth, self.submission_without_auth,
+                self.auth_offer, lambda: self.auth_relay("PLAIN"), lambda: self.auth_relay("LOGIN"),
+                self.auth_failures, self.failed_pop_login_opens_nothing, self.pop_login_relay,
+                self.other_client_refused, self.procmail_recipe, self.saslauthd_down]
+
+
+def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambda s: None) -> dict[str, Checks]:
+    """Every check on every VPS (VPSes in parallel), then the POP-before-SMTP window expiry."""
+    checks = {n.short: Checks(lab, n) for n in lab.topo.by_role("vps")}
+
+    def first_phase(c: Checks) -> None:
+        for fn in c.before_window():
+            r = fn()
+            progress(f"{c.vps.short:6} {r.check:18} {r.seen:>6} {'pass' if r.passed else 'FAIL'}")
+
+    with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
+        list(pool.map(first_phase, checks.values()))
+    last_login = max((getattr(c, "pop_login_at", 0.0) for c in checks.values()), default=0.0)
+    wait = last_login + window + 12 - time.monotonic()
+    if wait > 0:
+        progress(f"waiting {wait:.0f}s for the POP-before-SMTP window ({window:.0f}s) to pass")
+    deadline = time.monotonic() + max(wait, 0)
+    while time.monotonic() < deadline:
+        time.sleep(min(1.0, deadline - time.monotonic()))
+    with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
+        for r in pool.map(lambda c: c.window_expired(), checks.values()):
+            progress(f"window expiry {r.seen} {'pass' if r.passed else 'FAIL'}")
+    return checks

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A mail client probe that runs inside a lab client container (standard library only).
+
+It speaks SMTP or POP3 to one server and prints one JSON object: every reply code it saw, in order,
+so the caller asserts on reply codes rather than on logs. Usage:
+  probe.py smtp '{"server": ..., "port": 25, "starttls": true, "auth": ["PLAIN", "u", "p"],
+                  "mail_from": ..., "rcpt": [...], "data": "..."}'
+  probe.py pop3 '{"server": ..., "port": 110, "user": ..., "password": ..., "stls": true}'
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import poplib
+import smtplib
+import socket
+import ssl
+import sys
+
+
+def _ctx() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the probe tests the MTA's behaviour, not the lab's PKI
+    return ctx
+
+
+def smtp(req: dict) -> dict:
+    steps: list[dict] = []
+    out: dict = {"steps": steps, "ok": False}
+
+    def step(name: str, code: int, text: bytes | str) -> bool:
+        msg = text.decode(errors="replace") if isinstance(text, bytes) else text
+        steps.append({"step": name, "code": code, "text": msg.replace("\n", " ")[:300]})
+        return 200 <= code < 400
+
+    try:
+        s = smtplib.SMTP(timeout=req.get("timeout", 20))
+        s._host = req["server"]  # STARTTLS needs the server name; connect() alone does not set it
+        code, msg = s.connect(req["server"], req.get("port", 25))
+        if not step("connect", code, msg):
+            return out
+        code, msg = s.ehlo(req.get("helo", socket.getfqdn()))
+        step("ehlo", code, msg)
+        out["ehlo_auth_before_tls"] = s.esmtp_features.get("auth", None)
+        out["ehlo_starttls"] = "starttls" in s.esmtp_features
+        if req.get("starttls"):
+            code, msg = s.starttls(context=_ctx())
+            if not step("starttls", code, msg):
+                return out
+            code, msg = s.ehlo(req.get("helo", socket.getfqdn()))
+            step("ehlo", code, msg)
+            out["ehlo_auth_after_tls"] = s.esmtp_features.get("auth", None)
+        if req.get("auth"):
+            mech, user, password = req["auth"]
+            if mech == "PLAIN":
+                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+                code, msg = s.docmd("AUTH", f"PLAIN {token}")
+            else:
+                code, msg = s.docmd("AUTH", "LOGIN")
+                if code == 334:
+                    code, msg = s.docmd(base64.b64encode(user.encode()).decode())
+                if code == 334:
+                    code, msg = s.docmd(base64.b64encode(password.encode()).decode())
+            if not step("auth", code, msg):
+                return out
+        if req.get("mail_from") is None:
+            s.quit()
+            out["ok"] = True
+            return out
+        code, msg = s.docmd("MAIL", f"FROM:<{req['mail_from']}>")
+        if not step("mail", code, msg):
+            return out
+        accepted = 0
+        for rcpt in req.get("rcpt", []):
+            code, msg = s.docmd("RCPT", f"TO:<{rcpt}>")
+            accepted += step("rcpt", code, msg)
+        if not accepted:
+            return out
+        code, msg = s.data(req.get("data", "Subject: probe\r\n\r\nprobe\r\n").encode())
+        if step("data", code, msg):
+            out["ok"] = True
+        s.quit()
+    except smtplib.SMTPServerDisconnected as exc:
+        steps.append({"step": "disconnected", "code": 0, "text": str(exc)})
+    except smtplib.SMTPResponseException as exc:
+        step("error", exc.smtp_code, exc.smtp_error)
+    except (OSError, ValueError, smtplib.SMTPException) as exc:
+        steps.append({"step": "error", "code": 0, "text": f"{type(exc).__name__}: {exc}"})
+    return out
+
+
+def pop3(req: dict) -> dict:
+    out: dict = {"ok": False, "steps": []}
+    try:
+        if req.get("port", 110) == 995:
+            p = poplib.POP3_SSL(req["server"], 995, timeout=20, context=_ctx())
+        else:
+            p = poplib.POP3(req["server"], req.get("port", 110), timeout=20)
+            if req.get("stls", True):
+                out["steps"].append({"step": "stls", "text": p.stls(context=_ctx()).decode()})
+        out["steps"].append({"step": "user", "text": p.user(req["user"]).decode()})
+        out["steps"].append({"step": "pass", "text": p.pass_(req["password"]).decode()})
+        out["messages"] = p.stat()[0]
+        p.quit()
+        out["ok"] = True
+    except poplib.error_proto as exc:
+        out["steps"].append({"step": "error", "text": str(exc)})
+    except OSError as exc:
+        out["steps"].append({"step": "error", "text": f"{type(exc).__name__}: {exc}"})
+    return out
+
+
+if __name__ == "__main__":
+    kind, req = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps(smtp(req) if kind == "smtp" else pop3(req)))
