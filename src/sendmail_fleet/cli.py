@@ -21,7 +21,7 @@ COMMANDS = ("up", "down", "status", "ssh", "provision", "demo")
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        if "invalid choice" in message and "command" in message:
+        if "invalid choice" in message and "COMMAND" in message:
             bad = message.split("invalid choice: ")[1].split(" ")[0]
             message = f"unknown command {bad}: choose one of {', '.join(COMMANDS)} (see maillab --help)"
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -104,7 +104,12 @@ def provision(paths: Paths, extra: Sequence[str], playbook: str = "site.yml") ->
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "provision":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "provision":
+        args.ansible_args = [*extra, *args.ansible_args]
     paths = Paths.default()
     progress = Progress()
     if args.command == "up":

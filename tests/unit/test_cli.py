@@ -1,0 +1,35 @@
+"""maillab's bad input gets one line that names the problem and the fix, and a non-zero exit."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def maillab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from sendmail_fleet.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_unknown_subcommand_is_one_line_naming_the_commands():
+    r = maillab("frobnicate")
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown command 'frobnicate'" in lines[0] and "up, down, status" in lines[0]
+
+
+@pytest.mark.parametrize("n", ["0", "41", "many"])
+def test_vps_count_out_of_range_is_refused(n):
+    r = maillab("up", "--vps", n)
+    assert r.returncode == 2
+    assert "1 to 40" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_variant_names_the_choices():
+    r = maillab("up", "--variant", "2=sendmail-classic", "--subnet", "10.99.0.0/24")
+    assert r.returncode == 1 and "default-auth-only" in r.stderr
+
+
+def test_ssh_to_an_unknown_host_is_refused():
+    r = maillab("ssh", "nosuchhost")
+    assert r.returncode == 1 and "no lab host 'nosuchhost'" in r.stderr

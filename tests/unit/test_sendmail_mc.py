@@ -1,0 +1,104 @@
+"""Each variant's sendmail.mc has the macros its features promise, and none that they do not."""
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+from sendmail_fleet import repo_root
+from sendmail_fleet.variants import all_variants, auth_only_of, variant_for_setup_date
+
+ROLE = repo_root() / "roles" / "sendmail"
+
+
+def render(variant: str, **overrides) -> str:
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
+                             undefined=jinja2.StrictUndefined)
+    ctx = {**defaults, "sendmail_fqdn": "mail.example.test", "ansible_managed": "managed",
+           "__sendmail_render_features": sorted(all_variants()[variant].features),
+           "__sendmail_render_variant": variant, **overrides}
+    return env.get_template("sendmail.mc.j2").render(ctx)
+
+
+VARIANTS = list(all_variants())
+
+
+def test_the_five_provider_variants_exist():
+    assert set(VARIANTS) == {"pop-before-smtp", "default", "default-auth-only", "default-procmail-lda",
+                             "default-procmail-lda-auth-only"}
+
+
+def test_argument_spec_choices_match_the_presets():
+    spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert [c for c in spec["sendmail_variant"]["choices"] if c] == VARIANTS
+    features = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_features_all"]
+    assert sorted(spec["sendmail_features"]["choices"]) == sorted(features)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_keeps_debian_domain_and_listens_on_25_and_587(variant):
+    mc = render(variant)
+    assert "DOMAIN(`debian-mta')" in mc
+    assert "DAEMON_OPTIONS(`Family=inet, Name=MTA-v4, Port=smtp')" in mc
+    assert "Port=submission" in mc and "FEATURE(`no_default_msa')" in mc
+    assert "confSERVER_CERT" in mc and "FEATURE(`access_db'" in mc
+    assert mc.index("MAILER_DEFINITIONS") > mc.index("FEATURE(`local_")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_smtp_auth_adds_mechanisms_tls_only_and_an_msa_that_requires_auth(variant):
+    mc = render(variant)
+    if all_variants()[variant].smtp_auth:
+        assert "define(`confAUTH_MECHANISMS', `PLAIN LOGIN')" in mc
+        assert "TRUST_AUTH_MECH(`PLAIN LOGIN')" in mc
+        assert "define(`confAUTH_OPTIONS', `A p y')" in mc
+        assert "Port=submission, M=Ea'" in mc
+    else:
+        assert "define(`confAUTH_MECHANISMS', `')" in mc
+        assert "TRUST_AUTH_MECH" not in mc and "M=Ea" not in mc
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pop_before_smtp_adds_the_drac_map_only_where_wanted(variant):
+    mc = render(variant)
+    assert ("FEATURE(`drac', `hash -o /etc/mail/drac')" in mc) == all_variants()[variant].pop_before_smtp
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_procmail_variants_deliver_with_procmail_others_with_mail_local(variant):
+    mc = render(variant)
+    if all_variants()[variant].procmail_lda:
+        assert "FEATURE(`local_procmail', `/usr/bin/procmail', `procmail -a $h -d $u')" in mc
+        assert "local_lmtp" not in mc
+    else:
+        assert "FEATURE(`local_lmtp', `/usr/libexec/sendmail/mail.local')" in mc
+        assert "PROCMAIL_MAILER_PATH" not in mc and "local_procmail" not in mc
+
+
+def test_plaintext_auth_before_tls_only_when_asked():
+    assert "`A y'" in render("default", sendmail_auth_require_tls=False)
+
+
+def test_extra_lines_go_before_the_mailers():
+    mc = render("default", sendmail_mc_extra="define(`confMAX_MESSAGE_SIZE', `1000')dnl")
+    assert mc.index("confMAX_MESSAGE_SIZE") < mc.index("MAILER(`local')")
+
+
+def test_ipv6_listeners_are_optional():
+    assert "Family=inet6" not in render("default")
+    assert "Family=inet6, Name=MTA-v6" in render("default", sendmail_listen_ipv6=True)
+
+
+def test_set_up_date_rule():
+    import datetime as dt
+    assert variant_for_setup_date(dt.date(2003, 1, 15)) == "pop-before-smtp"
+    assert variant_for_setup_date(dt.date(2003, 1, 16)) == "default"
+
+
+def test_rollout_targets_are_auth_only_and_keep_procmail():
+    for name, v in all_variants().items():
+        target = all_variants()[auth_only_of(name)]
+        assert target.smtp_auth and not target.pop_before_smtp
+        assert target.procmail_lda == v.procmail_lda

@@ -1,0 +1,81 @@
+"""The lab's shape: addresses, domains, variants, accounts, DNS records and inventory."""
+
+import ipaddress
+
+import pytest
+
+from sendmail_fleet.topology import MAX_VPS, TopologyError, build, dnsmasq_conf, inventory
+from sendmail_fleet.variants import variant_names
+
+
+def test_default_lab_has_one_vps_per_variant_and_its_infrastructure():
+    topo = build()
+    roles = [n.role for n in topo.nodes]
+    assert roles.count("vps") == 5 and roles.count("client") == 2
+    assert roles.count("dns") == 1 and roles.count("mx") == 1
+    assert [n.variant for n in topo.by_role("vps")] == variant_names()
+
+
+def test_addresses_are_unique_static_and_inside_the_subnet():
+    topo = build(MAX_VPS, "10.77.0.0/24")
+    addrs = [n.address for n in topo.nodes]
+    assert len(set(addrs)) == len(addrs)
+    net = ipaddress.ip_network("10.77.0.0/24")
+    assert all(ipaddress.ip_address(a) in net for a in addrs)
+    assert topo.gateway not in addrs
+
+
+def test_clients_have_two_different_addresses_outside_192_0_2():
+    c1, c2 = build().by_role("client")
+    assert c1.address != c2.address
+    assert not any(a.startswith("192.0.2.") for a in (c1.address, c2.address))
+
+
+@pytest.mark.parametrize("n", [0, -1, MAX_VPS + 1])
+def test_vps_count_out_of_range_is_refused(n):
+    with pytest.raises(TopologyError, match=f"1 to {MAX_VPS}"):
+        build(n)
+
+
+@pytest.mark.parametrize("subnet", ["nonsense", "8.8.8.0/24", "10.0.0.0/28", "fd00::/64"])
+def test_bad_subnets_are_refused(subnet):
+    with pytest.raises(TopologyError):
+        build(2, subnet)
+
+
+def test_variant_override_and_cycling():
+    topo = build(7, variants={2: "default-auth-only"})
+    vs = [n.variant for n in topo.by_role("vps")]
+    assert vs[1] == "default-auth-only"
+    assert vs[5] == variant_names()[0]
+
+
+def test_every_mail_domain_has_mx_and_a_records():
+    topo = build(3)
+    conf = dnsmasq_conf(topo, ["mirror.invalid"])
+    for n in topo.mail_hosts:
+        assert f"mx-host={n.domain},{n.fqdn},10" in conf
+        assert f"host-record={n.fqdn},{n.address}" in conf
+    assert "no-resolv" in conf and "server=/mirror.invalid/127.0.0.11" in conf
+    assert conf.count("server=") == 1, "nothing but the mirror is forwarded"
+
+
+def test_status_json_shape():
+    data = build(2).to_json()
+    for c in data["containers"]:
+        assert {"name", "role", "address"} <= set(c)
+        assert c["role"] in ("dns", "vps", "mx", "client")
+        if c["role"] == "vps":
+            assert c["domain"] and c["variant"]
+    for a in data["accounts"]:
+        assert set(a) == {"host", "user", "address", "password"}
+        assert a["address"].startswith(a["user"] + "@")
+
+
+def test_inventory_groups_fleet_and_mx_with_ssh_key():
+    inv = inventory(build(2), "/k/id", "/pki")
+    assert set(inv["all"]["children"]["fleet"]["hosts"]) == {"vps1", "vps2"}
+    assert set(inv["all"]["children"]["remote_mx"]["hosts"]) == {"mx"}
+    assert inv["all"]["vars"]["ansible_ssh_private_key_file"] == "/k/id"
+    vps1 = inv["all"]["children"]["fleet"]["hosts"]["vps1"]
+    assert vps1["sendmail_variant"] == "pop-before-smtp" and vps1["tls_ca_src"] == "/pki/ca.crt"
