@@ -259,7 +259,7 @@ class Checks:
             # Wanted: a 4xx. Seen with sendmail 8.17.1 + Cyrus SASL 2.1.28: the PLAIN/LOGIN plugins turn an
             # unreachable saslauthd into SASL_BADAUTH, so sendmail answers 535. Either way nothing may relay.
             ok = (400 <= code < 500 or code == 535) and not res.raw["ok"]
-            unauth, _ = self._relay("client1", port=25)
+            unauth, _ = self._relay("client2", port=25)  # client1 may hold a POP-before-SMTP grant
             ok = ok and unauth.code("rcpt") == 550
         finally:
             self.lab.sh(self.vps, "systemctl start saslauthd")

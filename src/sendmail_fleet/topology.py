@@ -5,10 +5,11 @@ Pure data, no Docker: unit tests cover it, and `lab.py` turns it into containers
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
-from .variants import variant_names
+from .variants import variant_for_setup_date, variant_names
 
 PREFIX = "maillab"
 DEFAULT_SUBNET = "172.29.25.0/24"
@@ -16,6 +17,8 @@ DEFAULT_VPS = 5
 MAX_VPS = 40
 REMOTE_DOMAIN = "remote.test"
 POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
+# vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
+LEGACY_SETUP_DATE = "2002-11-30"
 
 
 class TopologyError(ValueError):
@@ -40,6 +43,7 @@ class Node:
     domain: str | None = None
     variant: str | None = None
     accounts: tuple[Account, ...] = field(default=())
+    setup_date: str | None = None  # when set, the inventory gives the date and the role picks the variant
 
 
 @dataclass(frozen=True)
@@ -121,9 +125,10 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
                       "default-auth-only", _accounts(mx_name, REMOTE_DOMAIN, ("carol",), "mx")))
     for i in range(1, vps_count + 1):
         name, domain = f"{PREFIX}-vps{i}", f"vps{i}.test"
-        nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain,
-                          variants.get(i, variant_for_index(i)),
-                          _accounts(name, domain, ("alice", "bob"), f"vps{i}")))
+        date = LEGACY_SETUP_DATE if i == 6 and i not in variants else None
+        variant = variant_for_setup_date(dt.date.fromisoformat(date)) if date else variants.get(i, variant_for_index(i))
+        nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain, variant,
+                          _accounts(name, domain, ("alice", "bob"), f"vps{i}"), date))
     for i in (1, 2):
         nodes.append(Node(f"{PREFIX}-client{i}", f"client{i}", "client", addr(100 + i),
                           f"client{i}.clients.test"))
@@ -156,7 +161,7 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
             "ansible_host": n.address,
             "mail_fqdn": n.fqdn,
             "mail_domain": n.domain,
-            "sendmail_variant": n.variant,
+            **({"sendmail_setup_date": n.setup_date} if n.setup_date else {"sendmail_variant": n.variant}),
             "tls_cert_src": f"{pki_dir}/{n.short}.crt",
             "tls_key_src": f"{pki_dir}/{n.short}.key",
             "tls_ca_src": f"{pki_dir}/ca.crt",

@@ -47,7 +47,15 @@ def test_variant_override_and_cycling():
     topo = build(7, variants={2: "default-auth-only"})
     vs = [n.variant for n in topo.by_role("vps")]
     assert vs[1] == "default-auth-only"
-    assert vs[5] == variant_names()[0]
+    assert vs[6] == variant_names()[1]
+
+
+def test_vps6_gets_a_set_up_date_instead_of_a_variant():
+    topo = build(6)
+    vps6 = topo.get("vps6")
+    assert vps6.setup_date < "2003-01-16" and vps6.variant == "pop-before-smtp"
+    hv = inventory(topo, "/k", "/p")["all"]["children"]["fleet"]["hosts"]["vps6"]
+    assert hv["sendmail_setup_date"] == vps6.setup_date and "sendmail_variant" not in hv
 
 
 def test_every_mail_domain_has_mx_and_a_records():

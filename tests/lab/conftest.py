@@ -1,0 +1,90 @@
+"""One lab per test session: brought up (or reused and repaired), provisioned once, removed at the end.
+
+MAILLAB_TEST_VPS (default 6) sets the fleet size. A lab that is already up is reused: `up` only
+repairs what differs, so an edit-and-test loop does not rebuild images. Keep the lab after the run with
+`-k "not down"` (the last test removes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+
+import docker
+import pytest
+import testinfra
+
+from sendmail_fleet import repo_root
+from sendmail_fleet.cli import ansible_env
+from sendmail_fleet.lab import Paths, save_topology, up
+from sendmail_fleet.mailcheck import Checks, MailLab, run_all
+from sendmail_fleet.progress import Progress
+from sendmail_fleet.topology import DEFAULT_SUBNET, POP_BEFORE_SMTP_WINDOW, Topology, build
+
+LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", "6"))
+TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
+VPS = TOPOLOGY.by_role("vps")
+VPS_IDS = [f"{n.short}-{n.variant}" for n in VPS]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/tests/lab/" in str(item.fspath):
+            item.add_marker(pytest.mark.lab)
+
+
+@pytest.fixture(scope="session")
+def paths() -> Paths:
+    return Paths.default()
+
+
+@pytest.fixture(scope="session")
+def topo(paths: Paths) -> Topology:
+    up(TOPOLOGY, paths, Progress())
+    save_topology(paths, TOPOLOGY)
+    return TOPOLOGY
+
+
+def playbook(paths: Paths, *args: str, name: str = "site.yml") -> subprocess.CompletedProcess:
+    argv = ["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / name), *args]
+    run = subprocess.run(argv, env=ansible_env(), cwd=repo_root(), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, timeout=1800)
+    return run  # stdout holds Ansible's errors too
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines: host -> {ok, changed, failed, ...} (summed over plays)."""
+    hosts: dict[str, dict[str, int]] = {}
+    for m in re.finditer(r"^(\S+)\s+: ((?:\w+=\d+\s*)+)$", output, re.M):
+        counts = hosts.setdefault(m.group(1), {})
+        for k, v in re.findall(r"(\w+)=(\d+)", m.group(2)):
+            counts[k] = counts.get(k, 0) + int(v)
+    return hosts
+
+
+@pytest.fixture(scope="session")
+def provisioned(topo: Topology, paths: Paths) -> Topology:
+    run = playbook(paths)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    return topo
+
+
+@pytest.fixture(scope="session")
+def maillab(provisioned: Topology) -> MailLab:
+    return MailLab(provisioned, docker.from_env())
+
+
+@pytest.fixture(scope="session")
+def mail_results(maillab: MailLab) -> dict[str, Checks]:
+    return run_all(maillab, POP_BEFORE_SMTP_WINDOW)
+
+
+def host(node) -> testinfra.host.Host:
+    return testinfra.get_host(f"docker://{node.name}")
+
+
+def sha(node, path: str) -> str:
+    out = docker.from_env().containers.get(node.name).exec_run(["cat", path]).output
+    return hashlib.sha256(out).hexdigest()

@@ -1,0 +1,64 @@
+"""The lab itself: systemd VPSes reachable over SSH, the lab's DNS, status output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from sendmail_fleet.cli import ansible_env
+
+from .conftest import TOPOLOGY
+
+
+@pytest.mark.parametrize("node", TOPOLOGY.mail_hosts, ids=lambda n: n.short)
+def test_systemd_is_running_in_every_vps(topo, node):
+    c = docker.from_env().containers.get(node.name)
+    state = c.exec_run(["systemctl", "is-system-running", "--wait"]).output.decode().strip()
+    assert state == "running", c.exec_run(["systemctl", "--failed", "--no-legend"]).output.decode()
+
+
+def test_ssh_with_the_lab_key_reaches_every_vps(topo, paths):
+    for node in topo.mail_hosts:
+        r = subprocess.run(["ssh", "-i", str(paths.key), "-o", "StrictHostKeyChecking=no", "-o",
+                            "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+                            f"root@{node.address}", "hostname", "-f"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == node.fqdn, r.stderr
+
+
+def test_ansible_ping_is_green_for_the_whole_inventory(topo, paths):
+    r = subprocess.run(["ansible", "all", "-i", str(paths.inventory), "-m", "ping"], env=ansible_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("SUCCESS") == len(topo.mail_hosts)
+
+
+@pytest.mark.parametrize("node", TOPOLOGY.mail_hosts, ids=lambda n: n.short)
+def test_mx_record_of_each_domain_resolves_from_another_container(topo, node):
+    client = docker.from_env().containers.get(topo.get("client2").name)
+    mx = client.exec_run(["dig", "+short", "MX", node.domain]).output.decode().split()
+    assert mx == ["10", node.fqdn + "."]
+    a = client.exec_run(["dig", "+short", node.fqdn]).output.decode().strip()
+    assert a == node.address
+
+
+def test_names_outside_the_lab_do_not_resolve(topo):
+    client = docker.from_env().containers.get(topo.get("client1").name)
+    out = client.exec_run(["dig", "+short", "+time=2", "+tries=1", "example.com"]).output.decode().strip()
+    assert out == "" or "timed out" in out
+
+
+def test_status_json_lists_containers_and_accounts(topo):
+    r = subprocess.run([str(Path(sys.executable).parent / "maillab"), "status", "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    names = {c["name"]: c for c in data["containers"]}
+    assert set(names) == {n.name for n in topo.nodes}
+    assert all(c["state"] == "running" for c in data["containers"])
+    assert {c["role"] for c in data["containers"]} == {"dns", "vps", "mx", "client"}
+    vps1 = names["maillab-vps1"]
+    assert vps1["variant"] == "pop-before-smtp" and vps1["domain"] == "vps1.test"
+    assert {"host": "maillab-vps1", "user": "alice", "address": "alice@vps1.test",
+            "password": "alice-vps1-Lab1"} in data["accounts"]

@@ -1,0 +1,94 @@
+"""The sendmail role: each VPS in its own variant, idempotent, and nothing broken ever goes live."""
+
+import pytest
+
+from sendmail_fleet.mailcheck import Checks
+from sendmail_fleet.variants import variant_names
+
+from .conftest import VPS, VPS_IDS, host, playbook, recap, sha
+
+
+@pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
+def test_sendmail_its_m4_macros_m4_and_make_are_installed(provisioned, node):
+    h = host(node)
+    for pkg in ("sendmail", "sendmail-cf", "m4", "make"):
+        assert h.package(pkg).is_installed, pkg
+    assert h.file("/usr/share/sendmail/cf/feature/drac.m4").exists
+
+
+@pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
+def test_mta_listens_on_25_and_msa_on_587_on_all_addresses(provisioned, node):
+    h = host(node)
+    assert h.socket("tcp://0.0.0.0:25").is_listening
+    assert h.socket("tcp://0.0.0.0:587").is_listening
+
+
+@pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
+def test_each_vps_runs_its_own_variant(provisioned, node):
+    h = host(node)
+    assert f"VERSIONID(`sendmail-fleet {node.variant}')" in h.file("/etc/mail/sendmail.mc").content_string
+    assert h.file("/etc/mail/sendmail.cf").contains(f"sendmail-fleet {node.variant}")
+
+
+@pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
+def test_all_five_variants_are_built_for_switching_by_hand(provisioned, node):
+    h = host(node)
+    for name in variant_names():
+        cf = h.file(f"/etc/mail/variants/{name}.cf")
+        assert cf.exists and cf.contains(f"sendmail-fleet {name}"), name
+
+
+def test_a_second_run_changes_nothing(provisioned, paths):
+    run = playbook(paths)
+    assert run.returncode == 0, run.stdout[-4000:]
+    changed = {h: c["changed"] for h, c in recap(run.stdout).items()}
+    assert changed and all(v == 0 for v in changed.values()), changed
+
+
+def test_check_mode_shows_the_mc_diff_and_changes_nothing(provisioned, paths):
+    vps2 = provisioned.get("vps2")
+    before = sha(vps2, "/etc/mail/sendmail.mc")
+    run = playbook(paths, "--check", "--diff", "-l", "vps2", "-e", "sendmail_variant=default-auth-only")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "-FEATURE(`drac', `hash -o /etc/mail/drac')dnl" in run.stdout
+    assert "+VERSIONID(`sendmail-fleet default-auth-only')dnl" in run.stdout
+    assert sha(vps2, "/etc/mail/sendmail.mc") == before
+
+
+def test_an_unknown_variant_is_refused_naming_the_variable_and_choices(provisioned, paths):
+    run = playbook(paths, "-l", "vps2", "-e", "sendmail_variant=sendmail-classic")
+    assert run.returncode != 0
+    assert "sendmail_variant" in run.stdout and "default-procmail-lda-auth-only" in run.stdout
+
+
+def test_an_unknown_feature_is_refused(provisioned, paths):
+    run = playbook(paths, "-l", "vps2", "-e", '{"sendmail_features": ["smtp_auth", "uucp"]}')
+    assert run.returncode != 0 and "sendmail_features" in run.stdout and "pop_before_smtp" in run.stdout
+
+
+def test_a_bad_setup_date_is_refused(provisioned, paths):
+    run = playbook(paths, "-l", "vps2", "-e", "sendmail_variant=", "-e", "sendmail_setup_date=16/01/2003")
+    assert run.returncode != 0 and "sendmail_setup_date" in run.stdout and "YYYY-MM-DD" in run.stdout
+
+
+BROKEN = {
+    "m4 error": ("FEATURE(`no_such_feature')dnl", "m4 refused"),
+    "cf that fails the smoke test": ("LOCAL_RULESETS\nSLocal_check_mail\nR$*  $@ OK", "sendmail rejected the compiled"),
+    "cf that starts without STARTTLS": ("define(`confSERVER_KEY', `/nonexistent/key.pem')dnl",
+                                        "previous config is back"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
+def test_broken_input_is_refused_and_the_running_config_still_serves_mail(provisioned, paths, maillab, case):
+    extra, message = BROKEN[case]
+    vps3 = provisioned.get("vps3")
+    before = (sha(vps3, "/etc/mail/sendmail.mc"), sha(vps3, "/etc/mail/sendmail.cf"))
+    import json
+    run = playbook(paths, "-l", "vps3", "-e", json.dumps({"sendmail_mc_extra": extra}))
+    assert run.returncode != 0
+    assert message in run.stdout, run.stdout[-3000:]
+    assert (sha(vps3, "/etc/mail/sendmail.mc"), sha(vps3, "/etc/mail/sendmail.cf")) == before
+    checks = Checks(maillab, vps3)
+    assert checks.local_delivery().passed
+    assert checks.auth_offer().passed, checks.results[-1].detail
