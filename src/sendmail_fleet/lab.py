@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -115,9 +116,9 @@ def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
         raise LabError(f"cannot create network {topo.network}: {msg}") from exc
 
 
-def _container_spec(node: Node, topo: Topology, images: dict[str, str]) -> dict:
+def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: str = "") -> dict:
     spec: dict = dict(name=node.name, hostname=node.fqdn, detach=True,
-                      labels={LABEL: node.role, f"{LABEL}.host": node.short},
+                      labels={LABEL: node.role, f"{LABEL}.host": node.short, f"{LABEL}.key": key_id},
                       dns=[topo.dns.address], dns_search=["test"])
     if node.role in ("vps", "mx"):
         spec.update(SYSTEMD_FLAGS, image=images["vps"], mem_limit="256m")
@@ -130,7 +131,7 @@ def _container_spec(node: Node, topo: Topology, images: dict[str, str]) -> dict:
 
 def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dict[str, str],
             pubkey: str, dns_conf: str) -> Container:
-    spec = _container_spec(node, topo, images)
+    spec = _container_spec(node, topo, images, _key_id(pubkey))
     image = spec.pop("image")
     container = client.containers.create(image, **spec)
     client.networks.get(topo.network).connect(container, ipv4_address=node.address)
@@ -146,12 +147,18 @@ def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dic
     return container
 
 
-def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str]) -> bool:
+def _key_id(pubkey: str) -> str:
+    return hashlib.sha256(pubkey.encode()).hexdigest()[:12]
+
+
+def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str], pubkey: str) -> bool:
+    """Same image, same address, and (for mail hosts) the same SSH key as this checkout's lab."""
     spec = _container_spec(node, topo, images)
     nets = container.attrs["NetworkSettings"]["Networks"]
     addr = nets.get(topo.network, {}).get("IPAMConfig") or {}
+    key_ok = node.role not in ("vps", "mx") or container.labels.get(f"{LABEL}.key") == _key_id(pubkey)
     return (container.attrs["Config"]["Image"] == spec["image"]
-            and addr.get("IPv4Address") == node.address)
+            and addr.get("IPv4Address") == node.address and key_ok)
 
 
 def _wait_port(address: str, port: int, deadline: float) -> bool:
@@ -224,7 +231,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
         for node in topo.nodes:
             try:
                 c = client.containers.get(node.name)
-                if not _matches(c, node, topo, images):
+                if not _matches(c, node, topo, images, pubkey):
                     progress.say(f"  {node.name}: out of date, recreating")
                     c.remove(force=True)
                     raise NotFound("recreate")
