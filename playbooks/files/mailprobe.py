@@ -1,0 +1,1 @@
+../../src/sendmail_fleet/probe.py

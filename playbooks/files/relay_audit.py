@@ -1,0 +1,1 @@
+../../src/sendmail_fleet/host/relay_audit.py

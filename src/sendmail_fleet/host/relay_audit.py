@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Who relayed mail through this host, and how: SMTP-Auth or POP-before-SMTP.
+
+Reads the mail log (the systemd journal through journalctl, else /var/log/mail.log*) and prints one
+JSON object. A relayed message is one whose recipients went out through an SMTP mailer. It counts as
+SMTP-Auth when its session authenticated (sendmail's `AUTH=server ... authid=` line, same process),
+as local when it came from this host itself, and otherwise as POP-before-SMTP; the user of a
+POP-before-SMTP relay is the last POP3 login from that client address before the message.
+
+Standard library only: this runs on the VPS (Ansible's script module sends it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import gzip
+import ipaddress
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable
+
+LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\S+|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
+                  r"(?P<prog>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
+FROM = re.compile(r"^(?P<qid>\w+): from=<(?P<sender>[^>]*)>.*?relay=(?:\S+ )?\[(?P<ip>[^\]]+)\]")
+TO = re.compile(r"^(?P<qid>\w+): to=.*?mailer=(?P<mailer>[\w-]+).*?stat=(?P<stat>\w+)")
+AUTH = re.compile(r"^AUTH=server, relay=.*?\[(?P<ip>[^\]]+)\].*?authid=(?P<authid>[^,\s]+)")
+POP_LOGIN = re.compile(r"pop3-login: Login: user=<(?P<user>[^>]*)>.*?rip=(?P<ip>[0-9a-fA-F:.]+)")
+GRANT = re.compile(r"relay granted to (?P<ip>\S+) for user=(?P<user>\S+)")
+LOCAL_MAILERS = {"local", "procmail", "prog", "*file*", "*include*"}
+
+
+def parse_ts(text: str, now: dt.datetime) -> dt.datetime:
+    if text[:4].isdigit():
+        ts = dt.datetime.fromisoformat(re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text))
+        return ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc)
+    ts = dt.datetime.strptime(f"{now.year} {text}", "%Y %b %d %H:%M:%S").replace(tzinfo=now.tzinfo)
+    return ts.replace(year=now.year - 1) if ts > now + dt.timedelta(days=1) else ts
+
+
+@dataclass
+class Message:
+    when: dt.datetime
+    ip: str
+    authid: str
+    relayed: bool = False
+
+
+@dataclass
+class Audit:
+    since: dt.datetime
+    messages: dict[str, Message] = field(default_factory=dict)
+    auth_by_pid: dict[str, str] = field(default_factory=dict)
+    pop_logins: list[tuple[dt.datetime, str, str]] = field(default_factory=list)
+
+    def feed(self, lines: Iterable[str], now: dt.datetime) -> None:
+        for line in lines:
+            m = LINE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            try:
+                when = parse_ts(m["ts"], now)
+            except ValueError:
+                continue
+            if when < self.since:
+                continue
+            msg, pid = m["msg"], m["pid"]
+            if (a := AUTH.match(msg)):
+                self.auth_by_pid[pid] = a["authid"]
+            elif (f := FROM.match(msg)):
+                self.messages[f["qid"]] = Message(when, f["ip"].removeprefix("IPv6:"), self.auth_by_pid.get(pid, ""))
+            elif (t := TO.match(msg)):
+                if t["mailer"] not in LOCAL_MAILERS and t["qid"] in self.messages:
+                    self.messages[t["qid"]].relayed = True
+            elif (p := POP_LOGIN.search(msg)) or (p := GRANT.search(msg)):
+                self.pop_logins.append((when, p["ip"], p["user"]))
+
+    def pop_user(self, ip: str, when: dt.datetime) -> str:
+        users = [u for t, i, u in self.pop_logins if i == ip and t <= when]
+        return users[-1] if users else "?"
+
+    def report(self, local_addresses: set[str]) -> list[dict]:
+        rows: dict[tuple[str, str, str], dict] = {}
+        for msg in sorted(self.messages.values(), key=lambda m: m.when):
+            if not msg.relayed:
+                continue
+            if msg.authid:
+                method, user = "smtp-auth", msg.authid
+            elif _is_local(msg.ip, local_addresses):
+                method, user = "local", "-"
+            else:
+                method, user = "pop-before-smtp", self.pop_user(msg.ip, msg.when)
+            row = rows.setdefault((method, user, msg.ip), {"method": method, "user": user, "client": msg.ip,
+                                                           "count": 0, "last_seen": ""})
+            row["count"] += 1
+            row["last_seen"] = msg.when.isoformat()
+        return sorted(rows.values(), key=lambda r: (r["method"], r["user"], r["client"]))
+
+
+def _is_local(ip: str, local_addresses: set[str]) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback or ip in local_addresses
+    except ValueError:
+        return False
+
+
+def read_lines(since: dt.datetime, files: list[str]) -> Iterable[str]:
+    if not files and shutil.which("journalctl"):
+        run = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "short-iso", "--since",
+                              since.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                              "-t", "sm-mta", "-t", "sendmail", "-t", "dovecot", "-t", "pop-before-smtp"],
+                             capture_output=True, text=True)
+        if run.returncode == 0 and run.stdout.strip():
+            yield from run.stdout.splitlines()
+            return
+    for path in files or sorted(glob.glob("/var/log/mail.log*"), reverse=True):
+        opener = gzip.open if path.endswith(".gz") else open
+        try:
+            with opener(path, "rt", errors="replace") as fh:
+                yield from fh
+        except OSError as exc:
+            print(f"relay-audit: cannot read {path}: {exc}", file=sys.stderr)
+
+
+def local_addresses() -> set[str]:
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout
+    except OSError:
+        out = ""
+    return set(out.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="relay-audit", description=__doc__.split("\n\n")[0])
+    p.add_argument("--days", type=float, default=30, help="look back this many days (default 30)")
+    p.add_argument("--since", help="ISO time to start from instead of --days")
+    p.add_argument("--log", action="append", default=[], help="read this log file instead of the journal")
+    args = p.parse_args(argv)
+    now = dt.datetime.now(dt.timezone.utc)
+    try:
+        since = parse_ts(args.since, now) if args.since else now - dt.timedelta(days=args.days)
+    except ValueError:
+        print(f"relay-audit: error: --since {args.since!r} is not an ISO time (2026-01-31T00:00:00+00:00)",
+              file=sys.stderr)
+        return 2
+    audit = Audit(since)
+    audit.feed(read_lines(since, args.log), now)
+    rows = audit.report(local_addresses())
+    print(json.dumps({"host": socket.getfqdn(), "since": since.isoformat(), "relays": rows,
+                      "pop_before_smtp_users": sorted({r["user"] for r in rows if r["method"] == "pop-before-smtp"})}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
