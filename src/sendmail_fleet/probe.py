@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import poplib
+import re
 import smtplib
 import socket
 import ssl
@@ -78,7 +79,8 @@ def smtp(req: dict) -> dict:
             accepted += step("rcpt", code, msg)
         if not accepted:
             return out
-        code, msg = s.data(req.get("data", "Subject: probe\r\n\r\nprobe\r\n").encode())
+        data = re.sub(r"\r?\n", "\r\n", req.get("data", "Subject: probe\n\nprobe\n"))  # sendmail refuses bare LF
+        code, msg = s.data(data.encode())
         if step("data", code, msg):
             out["ok"] = True
         s.quit()

@@ -167,8 +167,13 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
             "tls_ca_src": f"{pki_dir}/ca.crt",
             "mail_users_accounts": [
                 {"name": a.user, "password": a.password} for a in n.accounts],
+            "rollout_probe_user": n.accounts[0].user,
+            "rollout_probe_password": n.accounts[0].password,
         }
         return hv
+
+    mx = topo.by_role("mx")[0]
+    remote = mx.accounts[0]
 
     common = {
         "ansible_user": "root",
@@ -176,7 +181,6 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
                                    "-o LogLevel=ERROR",
         "ansible_python_interpreter": "/usr/bin/python3",
-        "lab_relay_networks": [],
         "pop_before_smtp_window": POP_BEFORE_SMTP_WINDOW,
         "pop_before_smtp_expire_interval": 5,
     }
@@ -184,7 +188,12 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
         "all": {
             "vars": common,
             "children": {
-                "fleet": {"hosts": {n.short: host_vars(n) for n in topo.by_role("vps")}},
+                "fleet": {
+                    "hosts": {n.short: host_vars(n) for n in topo.by_role("vps")},
+                    # The rollout's health check relays to the remote domain and looks in its mailbox.
+                    "vars": {"rollout_probe_rcpt": remote.address, "rollout_probe_remote_rcpt": remote.address,
+                             "rollout_probe_mailbox_host": mx.short, "rollout_probe_mailbox": f"/var/mail/{remote.user}"},
+                },
                 "remote_mx": {"hosts": {n.short: host_vars(n) for n in topo.by_role("mx")}},
             },
         }
