@@ -1,0 +1,69 @@
+"""Rollout wall time for fleets of 1, 4 and 8 VPS, with the project's Ansible settings and with Ansible's
+defaults (forks 5, no pipelining, default SSH arguments), in the same run.
+
+For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
+is put back on its inventory variants with site.yml (not timed).
+Run: .venv/bin/python benchmarks/rollout.py [SIZES...]   (default 1 4 8; takes a long time)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import timed, write  # noqa: E402
+
+from sendmail_fleet import repo_root  # noqa: E402
+from sendmail_fleet.cli import ansible_env  # noqa: E402
+from sendmail_fleet.lab import Paths, save_topology, up  # noqa: E402
+from sendmail_fleet.progress import Progress  # noqa: E402
+from sendmail_fleet.topology import build  # noqa: E402
+
+
+def playbook(paths: Paths, name: str, cfg: str) -> None:
+    env = dict(ansible_env(), ANSIBLE_CONFIG=cfg)
+    run = subprocess.run(["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / name)],
+                         env=env, cwd=repo_root(), capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [1, 4, 8]
+    paths, progress = Paths.default(), Progress()
+    project_cfg = str(repo_root() / "ansible.cfg")
+    with tempfile.TemporaryDirectory() as tmp:
+        defaults_cfg = os.path.join(tmp, "ansible.cfg")
+        Path(defaults_cfg).write_text(f"[defaults]\nroles_path = {repo_root() / 'roles'}\nhost_key_checking = False\n")
+        results: dict[int, dict[str, float]] = {}
+        for n in sizes:
+            topo = build(n)
+            up(topo, paths, progress)
+            save_topology(paths, topo)
+            results[n] = {}
+            for label, cfg in (("project", project_cfg), ("defaults", defaults_cfg)):
+                with progress.step(f"{n} VPS: reset with site.yml"):
+                    playbook(paths, "site.yml", project_cfg)
+                with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
+                    playbook(paths, "rollout-auth-only.yml", cfg)
+                results[n][label] = t[0]
+    lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults |", "|---|---|---|---|"]
+    for n, r in results.items():
+        lines.append(f"| {n} | {r['project']:.1f} | {r['defaults']:.1f} | {r['project'] / r['defaults']:.2f} |")
+    if 1 in results and max(results) > 1:
+        big = max(results)
+        for label in ("project", "defaults"):
+            marginal = (results[big][label] - results[1][label]) / (big - 1)
+            lines.append(f"\n{label}: marginal cost per extra host {marginal:.1f} s; "
+                         f"{big} VPS take {results[big][label] / results[1][label]:.2f}x the time of 1")
+    lines += ["", "Targets: project settings at most half the defaults' time at 8 VPS; 8 VPS at most twice 1 VPS.",
+              "Project settings: forks 20, pipelining, SSH ControlPersist 120 s (ansible.cfg)."]
+    write("rollout", "Rollout to SMTP-Auth only: wall time by fleet size", lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The fleet rollout to SMTP-Auth only, with one host made to fail, while a client keeps sending mail."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import threading
+import time
+
+import pytest
+
+from sendmail_fleet import repo_root
+from sendmail_fleet.mailcheck import Checks, MailLab, message, token
+from sendmail_fleet.variants import all_variants, auth_only_of
+
+from .conftest import playbook, recap
+
+BROKEN = "vps4"  # its saslauthd's PAM service denies everyone: the auth-only health check must fail
+REPORT = repo_root() / "reports" / "rollout-auth-only.json"
+AUDIT = repo_root() / "reports" / "audit-pop-before-smtp.json"
+
+
+class Submitter(threading.Thread):
+    """A mail client that keeps submitting to every VPS during the rollout: by SMTP-Auth where the host
+    offers it, else after a POP3 login; it retries temporary failures as a real client would."""
+
+    def __init__(self, lab: MailLab) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.stop = lab, threading.Event()
+        self.accepted: list[tuple[str, str]] = []
+        self.refused: list[tuple[str, str]] = []
+        self.carol = lab.topo.by_role("mx")[0].accounts[0]
+
+    def submit(self, vps) -> None:
+        alice = vps.accounts[0]
+        tok = token()
+        for _attempt in range(8):
+            offer = self.lab.smtp("client1", vps, port=587, starttls=True)
+            if offer.raw.get("ehlo_auth_after_tls"):
+                res = self.lab.smtp("client1", vps, port=587, starttls=True, auth=["PLAIN", alice.user, alice.password],
+                                    mail_from=alice.address, rcpt=[self.carol.address], data=message(tok))
+            else:
+                self.lab.pop3("client1", vps, alice.user, alice.password)
+                res = self.lab.smtp("client1", vps, port=25, mail_from=alice.address, rcpt=[self.carol.address],
+                                    data=message(tok))
+            if res.raw["ok"]:
+                self.accepted.append((vps.short, tok))
+                return
+            code = res.last_code
+            if code and code >= 500:
+                self.refused.append((vps.short, f"{code} {res.last['text'][:60]}"))
+                return
+            time.sleep(1)  # a temporary failure (4xx, connection refused during a restart): retry
+        self.refused.append((vps.short, "gave up after retries"))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for vps in self.lab.topo.by_role("vps"):
+                if self.stop.is_set():
+                    return
+                self.submit(vps)
+
+
+@pytest.fixture(scope="module")
+def rollout(maillab: MailLab, mail_results, paths):
+    topo = maillab.topo
+    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=2)).isoformat(timespec="seconds")
+    carol = topo.by_role("mx")[0].accounts[0]
+    # The test's own traffic: bob by POP-before-SMTP on vps1 (from client2), alice on vps2 (client1),
+    # alice by SMTP-Auth on vps3.
+    for client, vps_name, who in (("client2", "vps1", 1), ("client1", "vps2", 0)):
+        vps = topo.get(vps_name)
+        acct = vps.accounts[who]
+        assert maillab.pop3(client, vps, acct.user, acct.password)["ok"]
+        assert maillab.smtp(client, vps, port=25, mail_from=acct.address, rcpt=[carol.address],
+                            data=message(token())).raw["ok"]
+    vps3 = topo.get("vps3")
+    assert maillab.smtp("client1", vps3, port=587, starttls=True, auth=["PLAIN", "alice", vps3.accounts[0].password],
+                        mail_from=vps3.accounts[0].address, rcpt=[carol.address], data=message(token())).raw["ok"]
+    audit = playbook(paths, "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
+    assert audit.returncode == 0, audit.stdout[-3000:]
+    audit_data = json.loads(AUDIT.read_text())
+
+    maillab.sh(topo.get(BROKEN), "printf 'auth requisite pam_deny.so\\naccount requisite pam_deny.so\\n' > /etc/pam.d/smtp")
+    submitter = Submitter(maillab)
+    submitter.start()
+    run = playbook(paths, "-e", "rollout_max_fail_share=0.5", name="rollout-auth-only.yml")
+    submitter.stop.set()
+    submitter.join(timeout=120)
+    report = json.loads(REPORT.read_text())
+    return {"run": run, "report": {h["inventory_hostname"]: h for h in report["hosts"]}, "audit": audit_data,
+            "submitter": submitter}
+
+
+def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollout):
+    pbs = {(r["host"], r["user"]) for r in rollout["audit"]["relays"] if r["method"] == "pop-before-smtp"}
+    assert pbs == {("vps1", "bob"), ("vps2", "alice")}
+    auth = {(r["host"], r["user"]) for r in rollout["audit"]["relays"] if r["method"] == "smtp-auth"}
+    assert ("vps3", "alice") in auth
+
+
+def test_the_run_reports_the_failed_host_and_fails(rollout):
+    assert rollout["run"].returncode != 0
+    assert f"not switched: {BROKEN}" in rollout["run"].stdout
+
+
+def test_the_host_that_fails_its_health_check_ends_on_its_old_variant_still_delivering_mail(rollout, maillab):
+    row = rollout["report"][BROKEN]
+    node = maillab.topo.get(BROKEN)
+    assert row["rollout_result"] == "rolled-back", row
+    assert row["rollout_before"] == row["rollout_after"] == node.variant
+    code, mc = maillab.sh(node, "cat /etc/mail/sendmail.mc")
+    assert f"VERSIONID(`sendmail-fleet {node.variant}')" in mc
+    checks = Checks(maillab, node)
+    assert checks.local_delivery().passed
+    assert checks.pop_login_relay().passed, checks.results[-1].detail
+
+
+def test_every_other_host_ends_auth_only_and_passes_every_auth_only_check(rollout, maillab):
+    for node in maillab.topo.by_role("vps"):
+        if node.short == BROKEN:
+            continue
+        target = auth_only_of(node.variant)
+        row = rollout["report"][node.short]
+        assert row["rollout_result"] in ("switched", "unchanged") and row["rollout_after"] == target, row
+        checks = Checks(maillab, dataclasses.replace(node, variant=target))
+        for check in (checks.local_delivery, checks.unknown_user, checks.relay_without_auth,
+                      checks.submission_without_auth, checks.auth_offer, lambda: checks.auth_relay("PLAIN"),
+                      checks.auth_failures, checks.pop_login_relay, checks.other_client_refused,
+                      checks.procmail_recipe):
+            r = check()
+            assert r.passed, f"{node.short} ({target}) {r.check}: saw {r.seen}: {r.detail}"
+        _, units = maillab.sh(node, "ls /etc/dovecot/conf.d/ /etc/systemd/system/")
+        assert "pop-before-smtp" not in units, "the POP-before-SMTP machinery must be gone"
+
+
+def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rollout, maillab):
+    sub = rollout["submitter"]
+    assert len(sub.accepted) >= 10, (sub.accepted, sub.refused)
+    mx = maillab.topo.by_role("mx")[0]
+    deadline = time.monotonic() + 90
+    while True:
+        _, box = maillab.sh(mx, "cat /var/mail/carol")
+        counts = {tok: box.count(f"X-Maillab-Token: {tok}") for _, tok in sub.accepted}
+        if all(n >= 1 for n in counts.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {tok: n for tok, n in counts.items() if n != 1} == {}
+
+
+def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_changes_nothing(rollout, maillab, paths):
+    maillab.sh(maillab.topo.get(BROKEN), "rm -f /etc/pam.d/smtp")
+    again = playbook(paths, name="rollout-auth-only.yml")
+    assert again.returncode == 0, again.stdout[-4000:]
+    rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
+    assert rows[BROKEN]["rollout_result"] == "switched"
+    final = playbook(paths, name="rollout-auth-only.yml")
+    assert final.returncode == 0, final.stdout[-4000:]
+    changed = {h: c["changed"] for h, c in recap(final.stdout).items()}
+    assert all(v == 0 for v in changed.values()), changed
+    assert "Nothing to do: every host is already auth-only." in final.stdout
+    assert all(all_variants()[h["rollout_after"]].smtp_auth and not all_variants()[h["rollout_after"]].pop_before_smtp
+               for h in json.loads(REPORT.read_text())["hosts"])
