@@ -67,7 +67,7 @@ def recap(output: str) -> dict[str, dict[str, int]]:
 @pytest.fixture(scope="session")
 def provisioned(topo: Topology, paths: Paths) -> Topology:
     run = playbook(paths)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert run.returncode == 0, run.stdout[-8000:]
     return topo
 
 
