@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import socket
@@ -93,7 +94,24 @@ def _ensure_key(paths: Paths) -> str:
     return (paths.key.with_suffix(".pub")).read_text()
 
 
+def _check_subnet_free(client: docker.DockerClient, topo: Topology) -> None:
+    """Refuse a subnet another network uses before touching anything of the lab."""
+    wanted = ipaddress.ip_network(topo.subnet)
+    for net in client.networks.list():
+        if net.name == topo.network:
+            continue
+        for cfg in (client.networks.get(net.id).attrs.get("IPAM") or {}).get("Config") or []:
+            try:
+                other = ipaddress.ip_network(cfg.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if other.version == wanted.version and other.overlaps(wanted):
+                raise LabError(f"subnet {topo.subnet} overlaps network {net.name!r} ({other}); choose another with "
+                               "`maillab up --subnet 10.123.0.0/24` or MAILLAB_SUBNET")
+
+
 def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
+    _check_subnet_free(client, topo)
     try:
         net = client.networks.get(topo.network)
         subnets = [c.get("Subnet") for c in net.attrs["IPAM"]["Config"] or []]
@@ -213,6 +231,7 @@ def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
 
 
 def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress) -> None:
+    _check_subnet_free(client, topo)
     try:
         images = ensure_all(client, progress)
     except (EngineError, MirrorNotFound) as exc:

@@ -62,3 +62,20 @@ def test_status_json_lists_containers_and_accounts(topo):
     assert vps1["variant"] == "pop-before-smtp" and vps1["domain"] == "vps1.test"
     assert {"host": "maillab-vps1", "user": "alice", "address": "alice@vps1.test",
             "password": "alice-vps1-Lab1"} in data["accounts"]
+
+
+def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(topo):
+    client = docker.from_env()
+    busy = client.networks.create("maillab-busy-subnet-test", ipam=docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet="10.213.7.0/24")]))
+    try:
+        r = subprocess.run([str(Path(sys.executable).parent / "maillab"), "up", "--subnet", "10.213.7.0/25"],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        busy.remove()
+    assert r.returncode == 1
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "10.213.7.0/25" in errors[0] and "--subnet" in errors[0], r.stderr
+    states = {c.name: c.status for c in client.containers.list(all=True, filters={"label": "sendmail-fleet.lab"})}
+    assert states and all(s == "running" for s in states.values())
+    assert client.networks.get(topo.network).attrs["IPAM"]["Config"][0]["Subnet"] == topo.subnet

@@ -33,3 +33,11 @@ def test_bad_variant_names_the_choices():
 def test_ssh_to_an_unknown_host_is_refused():
     r = maillab("ssh", "nosuchhost")
     assert r.returncode == 1 and "no lab host 'nosuchhost'" in r.stderr
+
+
+def test_an_engine_that_does_not_answer_is_named_with_the_fix(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:9")
+    r = maillab("up", "--subnet", "10.99.0.0/24")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "DOCKER_HOST=tcp://127.0.0.1:9 does not answer" in lines[0] and "unset" in lines[0]
