@@ -8,6 +8,7 @@ Run: .venv/bin/python benchmarks/rollout.py [SIZES...]   (default 1 4 8; takes a
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timed, write  # noqa: E402
+from common import RESULTS, timed, write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.cli import ansible_env  # noqa: E402
@@ -39,7 +40,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         defaults_cfg = os.path.join(tmp, "ansible.cfg")
         Path(defaults_cfg).write_text(f"[defaults]\nroles_path = {repo_root() / 'roles'}\nhost_key_checking = False\n")
-        results: dict[int, dict[str, float]] = {}
+        store = RESULTS / "rollout.json"
+        # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
+        results: dict[int, dict[str, float]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
+            if store.exists() else {}
         for n in sizes:
             topo = build(n)
             up(topo, paths, progress)
@@ -51,6 +55,8 @@ def main() -> None:
                 with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
                     playbook(paths, "rollout-auth-only.yml", cfg)
                 results[n][label] = t[0]
+            store.write_text(json.dumps(results, indent=1))
+    results = dict(sorted(results.items()))
     lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults |", "|---|---|---|---|"]
     for n, r in results.items():
         lines.append(f"| {n} | {r['project']:.1f} | {r['defaults']:.1f} | {r['project'] / r['defaults']:.2f} |")

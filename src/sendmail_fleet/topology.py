@@ -109,8 +109,8 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
         net = ipaddress.ip_network(subnet)
     except ValueError as exc:
         raise TopologyError(f"subnet {subnet!r} is not a network ({exc}); use e.g. {DEFAULT_SUBNET}") from exc
-    if net.version != 4 or net.prefixlen > 24:
-        raise TopologyError(f"subnet {subnet} is too small or not IPv4: use an IPv4 /24 or larger")
+    if net.version != 4 or net.num_addresses - 2 < 103:
+        raise TopologyError(f"subnet {subnet} is too small or not IPv4: use an IPv4 /25 or larger")
     if not net.is_private:
         raise TopologyError(f"subnet {subnet} is not a private range: use e.g. {DEFAULT_SUBNET}")
     hosts = list(net.hosts())
