@@ -22,13 +22,13 @@ from sendmail_fleet.lab import Paths, saved_topology  # noqa: E402
 
 CLIENT_LOOP = r'''
 import json, poplib, smtplib, ssl, sys, time
-server, user, password, rcpt = sys.argv[1:5]
+server, user, password, rcpt, sender = sys.argv[1:6]
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 p = poplib.POP3(server, 110, timeout=20); p.stls(context=ctx); p.user(user); p.pass_(password)
 t0 = time.monotonic(); p.quit()
 while time.monotonic() - t0 < 10:
     s = smtplib.SMTP(server, 25, timeout=20); s.ehlo("bench")
-    s.mail(user + "@bench.test"); code, _ = s.rcpt(rcpt); s.rset(); s.quit()
+    s.mail(sender); code, _ = s.rcpt(rcpt); s.rset(); s.quit()
     if code == 250:
         print(json.dumps({"seconds": time.monotonic() - t0})); break
     time.sleep(0.01)
@@ -57,7 +57,8 @@ def main() -> None:
     latencies: list[float] = []
     for _ in range(50):
         assert server.exec_run(["sh", "-c", reset]).exit_code == 0
-        out = c1.exec_run(["python3", "-c", CLIENT_LOOP, vps.fqdn, alice.user, alice.password, carol.address])
+        out = c1.exec_run(["python3", "-c", CLIENT_LOOP, vps.fqdn, alice.user, alice.password, carol.address,
+                           alice.address])
         value = json.loads(out.output.decode().strip().splitlines()[-1])["seconds"]
         assert value is not None, "relay never opened"
         latencies.append(value)
