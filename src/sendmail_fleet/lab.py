@@ -111,7 +111,7 @@ def _check_subnet_free(client: docker.DockerClient, topo: Topology) -> None:
 
 
 def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
-    _check_subnet_free(client, topo)
+    # _up has already refused a subnet another network uses.
     try:
         net = client.networks.get(topo.network)
         subnets = [c.get("Subnet") for c in net.attrs["IPAM"]["Config"] or []]
