@@ -13,6 +13,7 @@ from . import repo_root
 from .engine import EngineError
 from .lab import LabError, Paths, container, down, save_topology, saved_topology, status, up
 from .progress import Progress
+from .textable import align
 from .topology import DEFAULT_SUBNET, MAX_VPS, TopologyError, build
 from .variants import variant_names
 
@@ -83,8 +84,7 @@ def _table(data: dict) -> str:
     for c in data["containers"]:
         rows.append((c["name"], c["role"], c["address"], c.get("domain") or "-", c.get("variant") or "-",
                      c.get("state", "?")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines = align(rows)
     lines.append("")
     lines.append(f"accounts: {len(data['accounts'])} (maillab status --json lists them with passwords)")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import docker
 from .lab import LabError, Paths, save_topology, saved_topology, up
 from .mailcheck import Checks, MailLab, run_all
 from .progress import Progress
+from .textable import align
 from .topology import POP_BEFORE_SMTP_WINDOW, build
 
 
@@ -26,10 +27,7 @@ def table(checks: dict[str, Checks]) -> str:
     for short, c in checks.items():
         cells = {r.check: f"{r.seen} {'ok' if r.passed else 'FAIL'}" for r in c.results}
         rows.append([short, c.variant.name, *[cells.get(col, "") for col in columns]])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(align(rows, " | ", rule="-+-"))
 
 
 def to_json(checks: dict[str, Checks]) -> dict:
