@@ -99,7 +99,7 @@ class MailLab:
     def wait_for_mail(self, node: Node, path: str, token: str, timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.sh(node, f"grep -qF {token} {path}")[0] == 0:
+            if self.has_mail(node, path, token):
                 return True
             time.sleep(0.3)
         return False
