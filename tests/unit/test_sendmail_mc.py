@@ -41,7 +41,7 @@ def test_argument_spec_choices_match_the_presets():
 def test_every_variant_keeps_debian_domain_and_listens_on_25_and_587(variant):
     mc = render(variant)
     assert "DOMAIN(`debian-mta')" in mc
-    assert "DAEMON_OPTIONS(`Family=inet, Name=MTA-v4, Port=smtp')" in mc
+    assert "DAEMON_OPTIONS(`Family=inet, Name=MTA-v4, Port=smtp" in mc  # no Addr=: all addresses
     assert "Port=submission" in mc and "FEATURE(`no_default_msa')" in mc
     assert "confSERVER_CERT" in mc and "FEATURE(`access_db'" in mc
     assert mc.index("MAILER_DEFINITIONS") > mc.index("FEATURE(`local_")
@@ -58,6 +58,8 @@ def test_smtp_auth_adds_mechanisms_tls_only_and_an_msa_that_requires_auth(varian
     else:
         assert "define(`confAUTH_MECHANISMS', `')" in mc
         assert "TRUST_AUTH_MECH" not in mc and "M=Ea" not in mc
+        # every listener refuses AUTH itself, even where SASL libraries are left from an earlier variant
+        assert "Name=MTA-v4, Port=smtp, M=A')" in mc and "Port=submission, M=EA')" in mc
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
