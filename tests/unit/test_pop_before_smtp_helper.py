@@ -15,17 +15,37 @@ from sendmail_fleet.host import pop_before_smtp as pbs
 
 @pytest.fixture
 def fake_makemap(tmp_path: Path) -> str:
-    """A stand-in for makemap: writes the map source it reads to TARGET.db, as makemap hash would."""
+    """A stand-in for makemap hash: TARGET.db is a text file of KEY<TAB>VALUE lines. With -o the existing
+    map is kept and added to; a key already there is an error unless -r is given, as with makemap.
+    Every call is logged to makemap.calls."""
     script = tmp_path / "makemap"
     script.write_text(textwrap.dedent(f"""\
         #!{sys.executable}
         import sys
-        assert sys.argv[1] == "hash"
-        data = sys.stdin.read()
-        open(sys.argv[2] + ".db", "w").write(data)
+        flags = [a for a in sys.argv[1:] if a.startswith("-")]
+        kind, target = [a for a in sys.argv[1:] if not a.startswith("-")]
+        assert kind == "hash"
+        open({str(tmp_path / "makemap.calls")!r}, "a").write(" ".join(flags) + "\\n")
+        db = {{}}
+        if "-o" in flags:
+            try:
+                db = dict(l.split("\\t") for l in open(target + ".db").read().splitlines())
+            except FileNotFoundError:
+                pass
+        for line in sys.stdin.read().splitlines():
+            key, value = line.split("\\t")
+            if key in db and "-r" not in flags:
+                sys.exit("makemap: duplicate key " + key)
+            db[key] = value
+        open(target + ".db", "w").write("".join(k + "\\t" + v + "\\n" for k, v in db.items()))
         """))
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
+
+
+def makemap_calls(rmap: pbs.RelayMap) -> list[str]:
+    calls = rmap.map.parent / "makemap.calls"
+    return calls.read_text().splitlines() if calls.exists() else []
 
 
 @pytest.fixture
@@ -67,6 +87,51 @@ def test_a_new_login_refreshes_the_window(rmap):
     rmap.record("198.51.100.1", "alice", now=1050)
     assert rmap.expire(now=1100) == 0
     assert "198.51.100.1" in db(rmap)
+
+
+def test_a_repeat_login_within_the_window_leaves_the_map_alone(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.record("198.51.100.1", "alice", now=1010)
+    assert makemap_calls(rmap) == [""]  # the first login built the map; the repeat only noted the time
+    assert rmap.load()["198.51.100.1"].seen == 1010
+
+
+def test_a_new_address_is_added_in_place_and_the_others_stay(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.record("2001:db8::7", "bob", now=1001)
+    assert makemap_calls(rmap) == ["", "-o -r"]
+    assert db(rmap) == {"198.51.100.1": "OK", "IPv6:2001:db8:0:0:0:0:0:7": "OK"}
+    assert "IPv6:2001:db8:0:0:0:0:0:7\tOK" in rmap.map.read_text()
+
+
+def test_a_login_after_the_window_but_before_expiry_ran_replaces_the_stale_key(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.record("198.51.100.1", "alice", now=1100)  # the timer has not removed the old key yet
+    assert makemap_calls(rmap)[-1] == "-o -r"
+    assert rmap.expire(now=1150) == 0 and db(rmap) == {"198.51.100.1": "OK"}
+
+
+def test_a_failed_makemap_grants_nothing(rmap, tmp_path):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.makemap = "/bin/false"
+    with pytest.raises(RuntimeError, match="makemap failed"):
+        rmap.record("198.51.100.2", "bob", now=1001)
+    assert set(rmap.load()) == {"198.51.100.1"} and db(rmap) == {"198.51.100.1": "OK"}
+
+
+def test_expiry_compacts_repeated_logins(rmap):
+    for t in range(10):
+        rmap.record("198.51.100.1", "alice", now=1000 + t)
+    assert len(rmap.state.read_text().splitlines()) == 10
+    assert rmap.expire(now=1020) == 0
+    assert rmap.state.read_text().splitlines() == ["198.51.100.1\t1009.000\talice"]
+
+
+def test_a_deleted_map_is_rebuilt_whole_at_the_next_login(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    Path(f"{rmap.map}.db").unlink()
+    rmap.record("198.51.100.2", "bob", now=1001)
+    assert db(rmap) == {"198.51.100.1": "OK", "198.51.100.2": "OK"}
 
 
 def test_invalid_address_is_refused(rmap):

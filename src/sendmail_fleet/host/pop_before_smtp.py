@@ -2,9 +2,14 @@
 """POP-before-SMTP relay map for sendmail's `drac` feature.
 
 dovecot's POP3 post-login hook calls `record IP --user USER` after every successful login; a systemd
-timer calls `expire`. Entries live in a small text file (address, epoch seconds, user); every change
-rewrites the hash map sendmail reads (KEY -> "OK") through makemap into a temporary file and renames it
-into place, so sendmail never sees a half-written map. A lock file serialises concurrent logins.
+timer calls `expire`. Entries live in an append-only text file (address, epoch seconds, user; the newest
+line for an address wins). A lock file serialises concurrent logins and expiry.
+
+A login costs little however many clients are live: an address that already has a live entry only gets
+a line appended (its key is in the map already); a new address is added to the hash map in place with
+`makemap -o -r`, which locks the map the way sendmail's own lookups do. Expiry rewrites the entries file
+and builds the whole map into a temporary file that is renamed into place, so sendmail never sees a
+half-written map.
 
 Standard library only: this runs on the VPS.
 """
@@ -34,6 +39,7 @@ DEFAULTS = {
     "MAKEMAP": "/usr/sbin/makemap",
 }
 CONFIG = "/etc/default/pop-before-smtp"
+MAP_HEADER = "# written by pop-before-smtp: do not edit; `pop-before-smtp list` shows who may relay\n"
 
 
 @dataclass(frozen=True)
@@ -105,15 +111,29 @@ class RelayMap:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def load(self) -> dict[str, Entry]:
+    def _read(self) -> str:
         try:
-            text = self.state.read_text(errors="replace")
+            return self.state.read_text(errors="replace")
         except FileNotFoundError:
-            return {}
-        entries, bad = parse_state(text)
+            return ""
+
+    def load(self) -> dict[str, Entry]:
+        entries, bad = parse_state(self._read())
         if bad:
             print(f"pop-before-smtp: skipped {bad} unreadable line(s) in {self.state}", file=sys.stderr)
         return entries
+
+    def _newest(self, text: str, address: str) -> float | None:
+        """When `address` last logged in, by a plain scan: no other line is parsed."""
+        prefix, newest = address + "\t", None
+        for line in text.splitlines():
+            if line.startswith(prefix):
+                try:
+                    seen = float(line.split("\t")[1])
+                except (IndexError, ValueError):
+                    continue
+                newest = seen if newest is None or seen > newest else newest
+        return newest
 
     def _write_atomic(self, path: Path, text: str) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -128,26 +148,33 @@ class RelayMap:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def _run_makemap(self, source: str, target: Path) -> None:
+    def _run_makemap(self, source: str, target: Path, *flags: str) -> None:
         kwargs: dict = {}
         if os.geteuid() == 0 and self.makemap_user:
             # makemap run as root refuses sendmail's map folder (it is owned by TrustedUser).
             pw = pwd.getpwnam(self.makemap_user)
             kwargs = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        run = subprocess.run([self.makemap, "hash", str(target)], input=source, text=True,
+        run = subprocess.run([self.makemap, *flags, "hash", str(target)], input=source, text=True,
                              capture_output=True, **kwargs)
         if run.returncode != 0:
             raise RuntimeError(f"makemap failed (exit {run.returncode}): {run.stderr.strip()}")
 
     def write_map(self, entries: dict[str, Entry]) -> None:
         source = "".join(f"{map_key(e.address)}\tOK\n" for e in sorted(entries.values(), key=lambda e: e.address))
-        self._write_atomic(self.map, "# written by pop-before-smtp: do not edit\n" + source)
+        self._write_atomic(self.map, MAP_HEADER + source)
         tmp = self.map.with_name(f".{self.map.name}.{os.getpid()}")
         try:
             self._run_makemap(source, tmp)
             os.replace(f"{tmp}.db", f"{self.map}.db")
         finally:
             Path(f"{tmp}.db").unlink(missing_ok=True)
+
+    def add_to_map(self, entry: Entry) -> None:
+        """One new key, in place: makemap -o (keep the rest) -r (replace a stale copy of the key)."""
+        line = f"{map_key(entry.address)}\tOK\n"
+        self._run_makemap(line, self.map, "-o", "-r")
+        with open(self.map, "a") as fh:  # the text copy stays a faithful listing of the map
+            fh.write(line)
 
     def save(self, entries: dict[str, Entry]) -> None:
         self._write_atomic(self.state, format_state(entries))
@@ -157,19 +184,31 @@ class RelayMap:
         now = time.time() if now is None else now
         entry = Entry(normalise(address), now, user)
         with self.locked():
-            entries = live(self.load(), now, self.window)
-            entries[entry.address] = entry
-            self.save(entries)
+            if not Path(f"{self.map}.db").exists():
+                entries = live(self.load(), now, self.window)
+                entries[entry.address] = entry
+                self.save(entries)
+                return entry
+            newest = self._newest(self._read(), entry.address)
+            if newest is None or now - newest >= self.window:
+                self.add_to_map(entry)  # before the entry is written: a failed makemap grants nothing
+            with open(self.state, "a") as fh:
+                fh.write(format_state({entry.address: entry}))
         return entry
 
     def expire(self, now: float | None = None) -> int:
+        """Drop entries older than the window; compact the entries file when it holds repeats."""
         now = time.time() if now is None else now
         with self.locked():
-            entries = self.load()
+            text = self._read()
+            entries, _ = parse_state(text)
             kept = live(entries, now, self.window)
             dropped = len(entries) - len(kept)
+            lines = sum(1 for line in text.splitlines() if line.strip())
             if dropped or not Path(f"{self.map}.db").exists():
                 self.save(kept)
+            elif lines > len(kept):
+                self._write_atomic(self.state, format_state(kept))
         return dropped
 
     def rebuild(self) -> int:
