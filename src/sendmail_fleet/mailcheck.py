@@ -38,9 +38,14 @@ class Result:
 class Smtp:
     raw: dict
 
+    def step(self, step: str) -> dict | None:
+        """The last reply to that step ({"step", "code", "text"}), or None when it was not reached."""
+        steps = [s for s in self.raw["steps"] if s["step"] == step]
+        return steps[-1] if steps else None
+
     def code(self, step: str) -> int | None:
-        codes = [s["code"] for s in self.raw["steps"] if s["step"] == step]
-        return codes[-1] if codes else None
+        found = self.step(step)
+        return found["code"] if found else None
 
     @property
     def last(self) -> dict:
@@ -256,9 +261,9 @@ class Checks:
             res, _ = self._relay("client1", port=587, starttls=True,
                                  auth=["PLAIN", self.alice.user, self.alice.password])
             code = res.code("auth") or 0
-            # Wanted: a 4xx. Seen with sendmail 8.17.1 + Cyrus SASL 2.1.28: the PLAIN/LOGIN plugins turn an
-            # unreachable saslauthd into SASL_BADAUTH, so sendmail answers 535. Either way nothing may relay.
-            ok = (400 <= code < 500 or code == 535) and not res.raw["ok"]
+            # Cyrus SASL alone would say 535 (bad password); the submission port's saslauthd probe makes it a
+            # temporary 454 4.7.0, so clients retry instead of asking for a new password.
+            ok = code == 454 and "4.7.0" in (res.step("auth") or {}).get("text", "") and not res.raw["ok"]
             unauth, _ = self._relay("client2", port=25)  # client1 may hold a POP-before-SMTP grant
             ok = ok and unauth.code("rcpt") == 550
         finally:

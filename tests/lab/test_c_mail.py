@@ -101,5 +101,5 @@ def test_user_procmail_recipes_file_mail_only_where_procmail_delivers(mail_resul
 
 
 @vps_with("smtp_auth")
-def test_with_saslauthd_stopped_auth_fails_and_relay_stays_closed(mail_results, node):
-    assert_check(mail_results, node, "saslauthd down")
+def test_with_saslauthd_stopped_auth_on_587_gets_454_4_7_0_and_relay_stays_closed(mail_results, node):
+    assert assert_check(mail_results, node, "saslauthd down").seen == "454"

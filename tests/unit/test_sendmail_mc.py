@@ -18,7 +18,9 @@ def render(variant: str, **overrides) -> str:
                              undefined=jinja2.StrictUndefined)
     ctx = {**defaults, "sendmail_fqdn": "mail.example.test", "ansible_managed": "managed",
            "__sendmail_render_features": sorted(all_variants()[variant].features),
-           "__sendmail_render_variant": variant, **overrides}
+           "__sendmail_render_variant": variant,
+           "__sendmail_uses_probe": True,  # vars/main.yml: MSA on, probe on, saslauthd backend
+           **overrides}
     return env.get_template("sendmail.mc.j2").render(ctx)
 
 
@@ -104,3 +106,22 @@ def test_rollout_targets_are_auth_only_and_keep_procmail():
         target = all_variants()[auth_only_of(name)]
         assert target.smtp_auth and not target.pop_before_smtp
         assert target.procmail_lda == v.procmail_lda
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_smtp_auth_variants_answer_454_on_the_submission_port_while_saslauthd_is_down(variant):
+    mc = render(variant)
+    has_probe = "Ksaslauthd_state program /usr/local/lib/sendmail-fleet/saslauthd-state /var/run/saslauthd/mux" in mc
+    assert has_probe == ("smtp_auth" in all_variants()[variant].features)
+    if has_probe:
+        rules = mc[mc.index("LOCAL_TLS_CLIENT"):].splitlines()[1:5]
+        assert all(line.startswith("R") and "\t" in line for line in rules)  # sendmail needs a tab before the RHS
+        # "-" is no operator in sendmail's tokens: MSA-v4 is one word, matched through a class
+        assert "C{SubmissionDaemons}MSA-v4 MSA-v6" in mc
+        assert "<> $={SubmissionDaemons}\t$: $1 <> $(saslauthd_state probe $: up $)" in rules[1]
+        assert '$#error $@ 4.7.0 $: "454 4.7.0 ' in rules[2]
+        assert mc.index("LOCAL_TLS_CLIENT") > mc.index("MAILER(`smtp')")  # cfhead.m4 warns otherwise
+
+
+def test_no_saslauthd_probe_when_it_is_turned_off():
+    assert "saslauthd_state" not in render("default", __sendmail_uses_probe=False)

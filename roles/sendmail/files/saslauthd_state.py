@@ -1,0 +1,1 @@
+../../../src/sendmail_fleet/host/saslauthd_state.py
