@@ -2,7 +2,9 @@
 
 import json
 import os
+import pwd
 import stat
+import subprocess
 import sys
 import textwrap
 import threading
@@ -44,7 +46,7 @@ def fake_makemap(tmp_path: Path) -> str:
 
 
 def makemap_calls(rmap: pbs.RelayMap) -> list[str]:
-    calls = rmap.map.parent / "makemap.calls"
+    calls = Path(rmap.map).parent / "makemap.calls"
     return calls.read_text().splitlines() if calls.exists() else []
 
 
@@ -101,7 +103,7 @@ def test_a_new_address_is_added_in_place_and_the_others_stay(rmap):
     rmap.record("2001:db8::7", "bob", now=1001)
     assert makemap_calls(rmap) == ["", "-o -r"]
     assert db(rmap) == {"198.51.100.1": "OK", "IPv6:2001:db8:0:0:0:0:0:7": "OK"}
-    assert "IPv6:2001:db8:0:0:0:0:0:7\tOK" in rmap.map.read_text()
+    assert "IPv6:2001:db8:0:0:0:0:0:7\tOK" in Path(rmap.map).read_text()
 
 
 def test_a_login_after_the_window_but_before_expiry_ran_replaces_the_stale_key(rmap):
@@ -122,9 +124,9 @@ def test_a_failed_makemap_grants_nothing(rmap, tmp_path):
 def test_expiry_compacts_repeated_logins(rmap):
     for t in range(10):
         rmap.record("198.51.100.1", "alice", now=1000 + t)
-    assert len(rmap.state.read_text().splitlines()) == 10
+    assert len(Path(rmap.state).read_text().splitlines()) == 10
     assert rmap.expire(now=1020) == 0
-    assert rmap.state.read_text().splitlines() == ["198.51.100.1\t1009.000\talice"]
+    assert Path(rmap.state).read_text().splitlines() == ["198.51.100.1\t1009.000\talice"]
 
 
 def test_a_deleted_map_is_rebuilt_whole_at_the_next_login(rmap):
@@ -140,8 +142,8 @@ def test_invalid_address_is_refused(rmap):
 
 
 def test_corrupt_lines_are_skipped_and_good_ones_kept(rmap, capsys):
-    rmap.state.parent.mkdir(parents=True)
-    rmap.state.write_text("198.51.100.1\t9999999999\talice\ngarbage line\n\x00\x01\n10.0.0.300\t1\tx\n")
+    Path(rmap.state).parent.mkdir(parents=True)
+    Path(rmap.state).write_text("198.51.100.1\t9999999999\talice\ngarbage line\n\x00\x01\n10.0.0.300\t1\tx\n")
     assert rmap.rebuild() == 1
     assert db(rmap) == {"198.51.100.1": "OK"}
     assert "skipped 3 unreadable" in capsys.readouterr().err
@@ -166,7 +168,7 @@ def test_concurrent_logins_lose_no_entry(rmap):
 def test_map_is_replaced_atomically_no_temp_files_left(rmap):
     for i in range(5):
         rmap.record(f"10.2.0.{i + 1}", "u")
-    leftovers = [p.name for p in rmap.map.parent.iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in Path(rmap.map).parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 
 
@@ -192,3 +194,40 @@ def test_helper_uses_only_the_standard_library():
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
     assert mods <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_the_hook_form_is_read_without_argparse_and_means_the_same(tmp_path, fake_makemap, monkeypatch):
+    args = pbs._hook_call(["record", "--user", "alice", "192.0.2.9"])
+    assert (args.cmd, args.user, args.address, args.config) == ("record", "alice", "192.0.2.9", pbs.CONFIG)
+    full = pbs.parse_args(["record", "--user", "alice", "192.0.2.9"])
+    assert (full.cmd, full.user, full.address, full.config) == (args.cmd, args.user, args.address, args.config)
+    assert pbs._hook_call(["record", "--user", "alice", "--help"]) is None
+    assert pbs._hook_call(["--config", "x", "record", "1.2.3.4"]) is None
+
+
+def test_a_login_imports_nothing_slow(tmp_path):
+    """dovecot runs the helper at every login: argparse, subprocess, json, pathlib... would cost ~50 ms."""
+    code = textwrap.dedent(f"""\
+        import sys
+        before = set(sys.modules)
+        sys.path.insert(0, {str(Path(pbs.__file__).parent)!r})
+        import pop_before_smtp as h
+        h._hook_call(["record", "--user", "u", "192.0.2.1"])
+        print(" ".join(sorted(set(sys.modules) - before)))
+        """)
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(run.stdout.split())
+    assert "pop_before_smtp" in loaded
+    assert not loaded & {"argparse", "subprocess", "json", "pathlib", "dataclasses", "tempfile", "typing"}
+
+
+def test_makemap_runs_as_the_map_owner_when_started_as_root():
+    code, err = pbs._spawn(["/bin/sh", "-c", "id -un >&2; cat >&2"], "from stdin\n", "nobody")
+    assert code == 0
+    expected = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    assert err.splitlines() == [expected, "from stdin"]
+
+
+def test_a_missing_makemap_is_an_error_not_a_crash():
+    code, err = pbs._spawn(["/nonexistent/makemap"], "", "")
+    assert code == 127 and "cannot run /nonexistent/makemap" in err
