@@ -188,14 +188,6 @@ def test_cli_record_and_list_json(tmp_path, fake_makemap, capsys):
     assert pbs.main(["--config", str(cfg), "record", "bogus"]) == 2
 
 
-def test_helper_uses_only_the_standard_library():
-    import ast
-    tree = ast.parse(Path(pbs.__file__).read_text())
-    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-    assert mods <= set(sys.stdlib_module_names) | {"__future__"}
-
-
 def test_the_hook_form_is_read_without_argparse_and_means_the_same(tmp_path, fake_makemap, monkeypatch):
     args = pbs._hook_call(["record", "--user", "alice", "192.0.2.9"])
     assert (args.cmd, args.user, args.address, args.config) == ("record", "alice", "192.0.2.9", pbs.CONFIG)
