@@ -155,11 +155,12 @@ def _spawn(argv: list[str], stdin: str, user: str) -> tuple[int, str]:
         os._exit(127)
     os.close(in_r)
     os.close(err_w)
-    with os.fdopen(in_w, "w") as fh:
-        try:
-            fh.write(stdin)
-        except BrokenPipeError:
-            pass
+    fh = os.fdopen(in_w, "w")
+    try:
+        fh.write(stdin)
+        fh.close()  # the flush can meet the closed pipe too; close() still releases the fd
+    except BrokenPipeError:
+        pass  # the program exited without reading all of it: its exit status says why
     with os.fdopen(err_r, errors="replace") as fh:
         err = fh.read()
     _, status = os.waitpid(pid, 0)
