@@ -1,19 +1,22 @@
-"""Helpers that run on a VPS use only the standard library (the VPS has no project virtualenv)."""
+"""Helpers that run on a VPS (or the controller, for the rollout's probe) use only the standard library:
+the VPS has no project virtualenv, and the Ansible collection ships them as plain files."""
 
 import ast
 import sys
-from pathlib import Path
 
 import pytest
 
-from sendmail_fleet import host
-
-HELPERS = sorted(p for p in Path(host.__file__).parent.glob("*.py") if p.name != "__init__.py")
+from sendmail_fleet.host import HELPERS
 
 
-@pytest.mark.parametrize("helper", HELPERS, ids=[p.stem for p in HELPERS])
-def test_helper_uses_only_the_standard_library(helper):
-    tree = ast.parse(helper.read_text())
+@pytest.mark.parametrize("name", sorted(HELPERS))
+def test_helper_uses_only_the_standard_library(name):
+    tree = ast.parse(HELPERS[name].read_text())
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
     assert mods <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+@pytest.mark.parametrize("name", sorted(HELPERS))
+def test_helper_is_a_real_file_in_its_role(name):
+    assert HELPERS[name].is_file() and not HELPERS[name].is_symlink()

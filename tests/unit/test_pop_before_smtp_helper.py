@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sendmail_fleet.host import pop_before_smtp as pbs
+from sendmail_fleet.host import load
+
+pbs = load("pop_before_smtp")
 
 
 @pytest.fixture

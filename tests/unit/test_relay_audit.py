@@ -2,7 +2,9 @@
 
 import datetime as dt
 
-from sendmail_fleet.host.relay_audit import Audit, parse_ts
+from sendmail_fleet.host import load
+
+Audit, parse_ts = load("relay_audit").Audit, load("relay_audit").parse_ts
 
 LOG = """\
 2026-11-25T17:00:00+0000 mail.vps2.test dovecot[10]: pop3-login: Login: user=<bob>, method=PLAIN, rip=198.51.100.7, lip=10.0.0.2, mpid=5, TLS

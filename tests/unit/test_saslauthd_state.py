@@ -3,12 +3,13 @@
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from sendmail_fleet.host import saslauthd_state as probe
+from sendmail_fleet.host import load
+
+probe = load("saslauthd_state")
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@
 
 It speaks SMTP or POP3 to one server and prints one JSON object: every reply code it saw, in order,
 so the caller asserts on reply codes rather than on logs. Usage:
-  probe.py smtp '{"server": ..., "port": 25, "starttls": true, "auth": ["PLAIN", "u", "p"],
-                  "mail_from": ..., "rcpt": [...], "data": "..."}'
-  probe.py pop3 '{"server": ..., "port": 110, "user": ..., "password": ..., "stls": true}'
+  mailprobe.py smtp '{"server": ..., "port": 25, "starttls": true, "auth": ["PLAIN", "u", "p"],
+                      "mail_from": ..., "rcpt": [...], "data": "..."}'
+  mailprobe.py pop3 '{"server": ..., "port": 110, "user": ..., "password": ..., "stls": true}'
+  mailprobe.py smtp -      (the same JSON on standard input: keeps a password off the command line)
 """
 
 from __future__ import annotations
@@ -115,5 +116,6 @@ def pop3(req: dict) -> dict:
 
 
 if __name__ == "__main__":
-    kind, req = sys.argv[1], json.loads(sys.argv[2])
+    kind, arg = sys.argv[1], sys.argv[2]
+    req = json.loads(sys.stdin.read() if arg == "-" else arg)
     print(json.dumps(smtp(req) if kind == "smtp" else pop3(req)))

@@ -1,1 +1,0 @@
-../../src/sendmail_fleet/probe.py

@@ -1,1 +1,0 @@
-../../src/sendmail_fleet/host/relay_audit.py
