@@ -7,9 +7,9 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

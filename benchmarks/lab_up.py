@@ -15,7 +15,7 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import timed, write  # noqa: E402
 
-from sendmail_fleet.cli import provision  # noqa: E402
+from sendmail_fleet.cli import provision  # noqa: E402  (maillab provision: site.yml on the lab)
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402

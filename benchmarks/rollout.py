@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,17 +17,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, timed, write  # noqa: E402
 
+from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
-from sendmail_fleet.cli import ansible_env  # noqa: E402
 from sendmail_fleet.lab import Paths, save_topology, up  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402
 
 
 def playbook(paths: Paths, name: str, cfg: str) -> None:
-    env = dict(ansible_env(), ANSIBLE_CONFIG=cfg)
-    run = subprocess.run(["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / name)],
-                         env=env, cwd=repo_root(), capture_output=True, text=True)
+    run = ansible_playbook.run(paths.inventory, name, capture=True, env={"ANSIBLE_CONFIG": cfg})
     if run.returncode != 0:
         raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 

@@ -7,14 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
-from . import repo_root
+from . import playbook
 from .engine import EngineError
 from .lab import LabError, Paths, container, down, save_topology, saved_topology, status, up
 from .progress import Progress
 from .textable import align
-from .topology import DEFAULT_SUBNET, MAX_VPS, TopologyError, build
+from .topology import DEFAULT_SUBNET, MAX_VPS, Topology, TopologyError, build
 from .variants import variant_names
 
 COMMANDS = ("up", "down", "status", "ssh", "provision", "demo")
@@ -33,7 +34,7 @@ def _vps_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--vps takes a whole number from 1 to {MAX_VPS}, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--vps takes a whole number from 1 to {MAX_VPS}, not {text!r}") from None
     if not 1 <= n <= MAX_VPS:
         raise argparse.ArgumentTypeError(f"--vps {n} is out of range: choose 1 to {MAX_VPS}")
     return n
@@ -72,11 +73,12 @@ def _parse_variants(items: list[str]) -> dict[int, str]:
     return out
 
 
-def _topology(args: argparse.Namespace, paths: Paths):
+def _topology(args: argparse.Namespace, paths: Paths) -> Topology:
+    """The lab `up` should make: the saved one, with what this command line changes (variants given before stay)."""
     old = saved_topology(paths)
     subnet = getattr(args, "subnet", None) or os.environ.get("MAILLAB_SUBNET") or old.subnet
-    variants = _parse_variants(getattr(args, "variant", []) or [])
-    return build(getattr(args, "vps", None) or old.vps_count, subnet, variants), variants
+    variants = {**old.variant_overrides, **_parse_variants(getattr(args, "variant", []) or [])}
+    return build(getattr(args, "vps", None) or old.vps_count, subnet, variants)
 
 
 def _table(data: dict) -> str:
@@ -90,17 +92,10 @@ def _table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def ansible_env() -> dict[str, str]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(repo_root() / "ansible.cfg"))
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    return env
-
-
-def provision(paths: Paths, extra: Sequence[str], playbook: str = "site.yml") -> int:
+def provision(paths: Paths, extra: Sequence[str], name: str = "site.yml") -> int:
     if not paths.inventory.exists():
         raise LabError("no lab inventory: run `maillab up` first")
-    argv = ["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / playbook), *extra]
-    return subprocess.run(argv, env=ansible_env(), cwd=repo_root()).returncode
+    return playbook.run(paths.inventory, name, *extra).returncode
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -113,9 +108,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     paths = Paths.default()
     progress = Progress()
     if args.command == "up":
-        topo, variants = _topology(args, paths)
+        topo = _topology(args, paths)
         up(topo, paths, progress)
-        save_topology(paths, topo, variants)
+        save_topology(paths, topo)
         print(_table(status(topo)))
         return 0
     if args.command == "down":
@@ -141,7 +136,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return provision(paths, args.ansible_args)
     if args.command == "demo":
         from .demo import demo
-        return demo(paths, progress, args.vps, args.json, args.skip_provision)
+        return demo(paths, progress, provision, args.vps, args.json, args.skip_provision)
     raise AssertionError(args.command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import docker
@@ -13,18 +14,16 @@ from .lab import LabError, Paths, save_topology, saved_topology, up
 from .mailcheck import Checks, MailLab, run_all
 from .progress import Progress
 from .textable import align
-from .topology import POP_BEFORE_SMTP_WINDOW, build
+from .topology import POP_BEFORE_SMTP_WINDOW, Topology, build
+from .variants import checks
 
 
-def table(checks: dict[str, Checks]) -> str:
-    columns: list[str] = []
-    for c in checks.values():
-        for r in c.results:
-            if r.check not in columns:
-                columns.append(r.check)
-    header = ["VPS", "VARIANT", *columns]
-    rows = [header]
-    for short, c in checks.items():
+def table(results: dict[str, Checks]) -> str:
+    """One row per VPS, one column per check of the promises table, each cell the reply seen and ok/FAIL."""
+    ran = {r.check for c in results.values() for r in c.results}
+    columns = [check for check in checks() if check in ran]
+    rows = [["VPS", "VARIANT", *columns]]
+    for short, c in results.items():
         cells = {r.check: f"{r.seen} {'ok' if r.passed else 'FAIL'}" for r in c.results}
         rows.append([short, c.variant.name, *[cells.get(col, "") for col in columns]])
     return "\n".join(align(rows, " | ", rule="-+-"))
@@ -36,10 +35,15 @@ def to_json(checks: dict[str, Checks]) -> dict:
             "passed": all(r.passed for c in checks.values() for r in c.results)}
 
 
-def demo(paths: Paths, progress: Progress, vps: int | None, json_file: str | None, skip_provision: bool) -> int:
-    from .cli import provision
+def lab_topology(paths: Paths, vps: int | None) -> Topology:
+    """The lab the demo runs on: the saved one (its `maillab up --variant` choices kept), resized with --vps."""
     old = saved_topology(paths)
-    topo = build(vps or old.vps_count, old.subnet)
+    return build(vps or old.vps_count, old.subnet, old.variant_overrides)
+
+
+def demo(paths: Paths, progress: Progress, provision: Callable[[Paths, Sequence[str]], int], vps: int | None,
+         json_file: str | None, skip_provision: bool) -> int:
+    topo = lab_topology(paths, vps)
     up(topo, paths, progress)
     save_topology(paths, topo)
     if not skip_provision:

@@ -8,8 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import docker
 from docker.errors import DockerException
+
+import docker
 
 from .progress import Progress
 

@@ -14,8 +14,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import docker
 from docker.errors import BuildError, ImageNotFound
+
+import docker
 
 from . import repo_root
 from .engine import EngineError, apt_install
@@ -32,7 +33,7 @@ def base_packages() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
 
 
-def _hash_dir(h: "hashlib._Hash", path: Path) -> None:
+def _hash_dir(h: hashlib._Hash, path: Path) -> None:
     for f in sorted(p for p in path.rglob("*") if p.is_file()):
         h.update(f.relative_to(path).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
 
@@ -102,11 +103,10 @@ def _base_from_mirror(client: docker.DockerClient, ref: str, progress: Progress)
             if run.returncode != 0:
                 tail = "\n".join(run.stderr.strip().splitlines()[-5:])
                 raise EngineError(f"mmdebstrap failed (exit {run.returncode}):\n{tail}")
-        with progress.step(f"docker import {ref}"):
-            with open(out, "rb") as fh:
-                client.api.import_image_from_data(fh.read(), repository=ref.split(":")[0],
-                                                  tag=ref.split(":")[1],
-                                                  changes=[f"LABEL {LABEL}=image", 'CMD ["/bin/bash"]'])
+        with progress.step(f"docker import {ref}"), open(out, "rb") as fh:
+            client.api.import_image_from_data(fh.read(), repository=ref.split(":")[0],
+                                              tag=ref.split(":")[1],
+                                              changes=[f"LABEL {LABEL}=image", 'CMD ["/bin/bash"]'])
 
 
 def ensure_base(client: docker.DockerClient, progress: Progress) -> str:

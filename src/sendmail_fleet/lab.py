@@ -14,13 +14,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 import yaml
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
+import docker
+
 from . import pki, repo_root
-from .engine import EngineError, connect, ensure as ensure_engine
+from .engine import EngineError, connect
+from .engine import ensure as ensure_engine
 from .images import LABEL, ensure_all
 from .mirror import MirrorNotFound, detect
 from .progress import Progress
@@ -45,7 +47,7 @@ class Paths:
     state: Path
 
     @classmethod
-    def default(cls) -> "Paths":
+    def default(cls) -> Paths:
         return cls(Path(os.environ.get("MAILLAB_STATE_DIR", repo_root() / ".lab")))
 
     @property
@@ -71,10 +73,11 @@ def saved_topology(paths: Paths) -> Topology:
     return build(cfg.get("vps", DEFAULT_VPS), cfg.get("subnet", DEFAULT_SUBNET), variants)
 
 
-def save_topology(paths: Paths, topo: Topology, variants: dict[int, str] | None = None) -> None:
+def save_topology(paths: Paths, topo: Topology) -> None:
+    """Remember the lab's shape, with its `--variant` overrides, for every later command (demo, status, ssh)."""
     paths.state.mkdir(parents=True, exist_ok=True)
     paths.config.write_text(json.dumps({"vps": topo.vps_count, "subnet": topo.subnet,
-                                        "variants": {str(k): v for k, v in (variants or {}).items()}}))
+                                        "variants": {str(k): v for k, v in topo.overrides}}))
 
 
 def _put_file(container: Container, path: str, data: bytes, mode: int = 0o644) -> None:

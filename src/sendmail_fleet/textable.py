@@ -1,14 +1,28 @@
-"""Aligned text tables for results a person reads at a glance (status, demo)."""
+"""Aligned text tables (status, demo): the collection's own `text_table` filter plugin, loaded from where the
+collection keeps it, so the project has one table formatter."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import importlib.util
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import repo_root
 
 
-def align(rows: Sequence[Sequence[str]], sep: str = "  ", rule: str | None = None) -> list[str]:
+def _load() -> Callable[..., list[str]]:
+    path = repo_root() / "plugins" / "filter" / "text_table.py"
+    spec = importlib.util.spec_from_file_location("sendmail_fleet_text_table", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.align
+
+
+_align = _load()
+
+
+def align(rows: Sequence[Sequence[Any]], sep: str = "  ", rule: str | None = None) -> list[str]:
     """Left-align every column; with `rule`, a line of dashes joined by it goes under the header row."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [sep.join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    if rule is not None:
-        lines.insert(1, rule.join("-" * w for w in widths))
-    return lines
+    return _align(rows, sep, rule)

@@ -51,6 +51,11 @@ class Topology:
     subnet: str
     vps_count: int
     nodes: tuple[Node, ...]
+    overrides: tuple[tuple[int, str], ...] = ()  # (VPS number, variant) given with `maillab up --variant`
+
+    @property
+    def variant_overrides(self) -> dict[int, str]:
+        return dict(self.overrides)
 
     @property
     def network(self) -> str:
@@ -132,7 +137,8 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
     for i in (1, 2):
         nodes.append(Node(f"{PREFIX}-client{i}", f"client{i}", "client", addr(100 + i),
                           f"client{i}.clients.test"))
-    return Topology(str(net), vps_count, tuple(nodes))
+    return Topology(str(net), vps_count, tuple(nodes),
+                    tuple(sorted((i, v) for i, v in variants.items() if i <= vps_count)))
 
 
 def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:

@@ -1,23 +1,25 @@
-"""The sendmail variants as data, read from the sendmail role's own vars (one source of truth)."""
+"""The sendmail variants and what each promises a mail client, read from the sendmail role (one source of truth):
+the public table `sendmail_variants` (defaults/main.yml) and `sendmail_promises` (vars/main.yml)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from functools import cache
 
 import yaml
 
 from . import repo_root
 
 FEATURES = ("smtp_auth", "pop_before_smtp", "procmail_lda")
+NOT_APPLICABLE = "-"
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     features: frozenset[str]
+    auth_only: str
 
     @property
     def smtp_auth(self) -> bool:
@@ -32,15 +34,14 @@ class Variant:
         return "procmail_lda" in self.features
 
 
-@lru_cache(maxsize=1)
-def _role_vars(path: Path | None = None) -> dict:
-    path = path or repo_root() / "roles" / "sendmail" / "vars" / "main.yml"
-    return yaml.safe_load(path.read_text())
+@cache
+def _role_file(name: str) -> dict:
+    return yaml.safe_load((repo_root() / "roles" / "sendmail" / name / "main.yml").read_text())
 
 
 def all_variants() -> dict[str, Variant]:
-    presets = _role_vars()["__sendmail_variant_presets"]
-    return {name: Variant(name, frozenset(feats)) for name, feats in presets.items()}
+    table = _role_file("defaults")["sendmail_variants"]
+    return {name: Variant(name, frozenset(v["features"]), v["auth_only"]) for name, v in table.items()}
 
 
 def variant_names() -> list[str]:
@@ -48,10 +49,21 @@ def variant_names() -> list[str]:
 
 
 def auth_only_of(name: str) -> str:
-    return _role_vars()["__sendmail_auth_only_of"][name]
+    return all_variants()[name].auth_only
+
+
+def promise(variant: str, check: str) -> str:
+    """What `variant` promises a client in `check` (a reply code, or an outcome such as "inbox"); "-" where the
+    check does not apply to it."""
+    return str(_role_file("vars")["sendmail_promises"][variant][check])
+
+
+def checks() -> list[str]:
+    """Every check the promises table names, in its order."""
+    return list(_role_file("vars")["sendmail_promises"][variant_names()[0]])
 
 
 def variant_for_setup_date(date: dt.date) -> str:
-    data = _role_vars()
+    data = _role_file("vars")
     cutoff = dt.date.fromisoformat(data["__sendmail_legacy_cutoff"])
     return data["__sendmail_legacy_variant"] if date < cutoff else data["__sendmail_modern_variant"]

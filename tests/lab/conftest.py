@@ -11,13 +11,13 @@ import hashlib
 import os
 import re
 import subprocess
+from pathlib import Path
 
-import docker
 import pytest
 import testinfra
 
-from sendmail_fleet import repo_root
-from sendmail_fleet.cli import ansible_env
+import docker
+from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet.lab import Paths, save_topology, up
 from sendmail_fleet.mailcheck import Checks, MailLab, run_all
 from sendmail_fleet.progress import Progress
@@ -47,11 +47,10 @@ def topo(paths: Paths) -> Topology:
     return TOPOLOGY
 
 
-def playbook(paths: Paths, *args: str, name: str = "site.yml") -> subprocess.CompletedProcess:
-    argv = ["ansible-playbook", "-i", str(paths.inventory), str(repo_root() / "playbooks" / name), *args]
-    run = subprocess.run(argv, env=ansible_env(), cwd=repo_root(), stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, timeout=1800)
-    return run  # stdout holds Ansible's errors too
+def playbook(paths: Paths, *args: str, name: str | Path = "site.yml",
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """ansible-playbook on the lab inventory; stdout holds everything it printed, its errors too."""
+    return ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, timeout=1800)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

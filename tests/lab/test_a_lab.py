@@ -5,10 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import docker
 import pytest
 
-from sendmail_fleet.cli import ansible_env
+import docker
+from sendmail_fleet.playbook import ansible_env
 
 from .conftest import TOPOLOGY
 

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import docker
-
 from sendmail_fleet.images import LABEL
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sendmail_fleet.mirror import Mirrors, MirrorNotFound, detect, parse_deb822, parse_one_line, pick
+from sendmail_fleet.mirror import MirrorNotFound, Mirrors, detect, parse_deb822, parse_one_line, pick
 
 DEB822 = """\
 Types: deb

@@ -1,6 +1,5 @@
 """Each variant's sendmail.mc has the macros its features promise, and none that they do not."""
 
-from pathlib import Path
 
 import jinja2
 import pytest
@@ -32,11 +31,20 @@ def test_the_five_provider_variants_exist():
                              "default-procmail-lda-auth-only"}
 
 
-def test_argument_spec_choices_match_the_presets():
+def test_argument_spec_names_every_variant_of_the_table_and_the_feature_choices():
     spec = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
-    assert [c for c in spec["sendmail_variant"]["choices"] if c] == VARIANTS
+    described = " ".join(spec["sendmail_variant"]["description"])
+    assert all(name in described for name in VARIANTS)
     features = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_features_all"]
     assert sorted(spec["sendmail_features"]["choices"]) == sorted(features)
+
+
+def test_every_variant_makes_a_promise_for_every_check():
+    from sendmail_fleet.variants import checks, promise
+    for name in VARIANTS:
+        assert all(promise(name, check) for check in checks())
+        assert (promise(name, "POP login relay") == "250") == all_variants()[name].pop_before_smtp
+        assert (promise(name, "AUTH PLAIN relay") == "235") == all_variants()[name].smtp_auth
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -9,3 +9,15 @@ def test_columns_line_up_and_trailing_space_is_trimmed():
 
 def test_a_rule_goes_under_the_header():
     assert align([("VPS", "X"), ("vps10", "ok")], " | ", rule="-+-") == ["VPS   | X", "------+---", "vps10 | ok"]
+
+
+def test_the_ansible_filter_takes_dicts_by_column_and_leaves_missing_cells_empty():
+    import importlib.util
+
+    from sendmail_fleet import repo_root
+    spec = importlib.util.spec_from_file_location("tt", repo_root() / "plugins" / "filter" / "text_table.py")
+    tt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tt)
+    rows = [{"host": "vps1", "result": "switched"}, {"host": "vps10"}]
+    assert tt.FilterModule().filters()["text_table"](rows, ["host", "result"]) == [
+        "HOST   RESULT", "-----  --------", "vps1   switched", "vps10"]

@@ -87,3 +87,10 @@ def test_inventory_groups_fleet_and_mx_with_ssh_key():
     assert inv["all"]["vars"]["ansible_ssh_private_key_file"] == "/k/id"
     vps1 = inv["all"]["children"]["fleet"]["hosts"]["vps1"]
     assert vps1["sendmail_variant"] == "pop-before-smtp" and vps1["tls_ca_src"] == "/pki/ca.crt"
+
+
+def test_variant_overrides_travel_with_the_topology_and_survive_a_resize():
+    topo = build(3, variants={2: "default-auth-only", 5: "default"})
+    assert topo.variant_overrides == {2: "default-auth-only"}  # VPS 5 does not exist in a 3-VPS lab
+    bigger = build(6, topo.subnet, topo.variant_overrides)
+    assert bigger.get("vps2").variant == "default-auth-only"

@@ -1,0 +1,173 @@
+"""The roles' wiring: tags reach the tasks through site.yml, every role runs alone from a minimal playbook, and the
+collection artifact provisions a lab VPS by fully qualified role names."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sendmail_fleet import repo_root
+from sendmail_fleet.mailcheck import Checks
+
+from .conftest import playbook, recap
+
+PLAYBOOKS = Path(__file__).parent / "playbooks"
+
+
+def tasks_run(output: str) -> list[str]:
+    """'role : name' of every task that ran or was skipped, in order; left out are fact gathering, the roles'
+    argument checks and the variant's resolution (tag always: every other task depends on it)."""
+    always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ")
+    return [t for t in re.findall(r"^TASK \[(.+?)\] \*+$", output, re.M) if not any(a in t for a in always)]
+
+
+def test_site_list_tags_shows_every_roles_tags(provisioned, paths):
+    run = playbook(paths, "--list-tags")
+    assert run.returncode == 0, run.stdout[-3000:]
+    tags = set(re.search(r"TASK TAGS: \[(.*)\]", run.stdout).group(1).split(", "))
+    assert {"tls", "mail_users", "procmail", "sasl", "pop3", "pop_before_smtp", "sendmail", "sendmail_install",
+            "sendmail_config", "sendmail_variants", "sendmail_service"} <= tags
+
+
+def test_tags_sasl_runs_only_sasl_tasks_and_the_variant_resolution(provisioned, paths):
+    run = playbook(paths, "-l", "vps3", "--tags", "sasl")
+    assert run.returncode == 0, run.stdout[-3000:]
+    ran = tasks_run(run.stdout)
+    assert any(t.startswith("sasl : SASL | Packages") for t in ran), ran
+    others = [t for t in ran if not t.startswith("sasl : ")]
+    assert others == [], others
+
+
+def test_tags_sendmail_config_runs_only_the_config_phase(provisioned, paths):
+    run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
+    assert run.returncode == 0, run.stdout[-3000:]
+    ran = tasks_run(run.stdout)
+    assert "sendmail : Config | Render sendmail.mc into staging" in ran, ran
+    phases = ("Config | ", "Build | ", "Deploy | ", "Restart | ")
+    others = [t for t in ran if not (t.startswith("sendmail : ") and t.split(" : ", 1)[1].startswith(phases))]
+    assert others == [], others
+
+
+def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned, paths, maillab):
+    """A config change under --tags still reaches the build, the deploy and the restart (included files)."""
+    vps3 = provisioned.get("vps3")
+    maillab.sh(vps3, "sed -i 's/^VERSIONID.*/VERSIONID(`tampered')dnl/' /etc/mail/sendmail.mc")
+    run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
+    assert run.returncode == 0, run.stdout[-3000:]
+    ran = tasks_run(run.stdout)
+    assert "sendmail : Build | Smoke-test the compiled .cf with sendmail itself" in ran
+    assert "sendmail : Restart | The running sendmail offers what the variant promises" in ran
+    assert f"VERSIONID(`sendmail-fleet {vps3.variant}')" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
+    assert Checks(maillab, vps3).auth_relay("PLAIN").passed
+
+
+# One file each role manages, deleted first so that the role alone must change it and notify its handlers.
+FORCED = {"vps3": ["/etc/ssl/sendmail-fleet/ca.pem", "/etc/sasl2/Sendmail.conf", "/etc/mail/local-host-names",
+                   "/etc/dovecot/conf.d/90-sendmail-fleet-pop3.conf"],
+          "vps4": ["/etc/procmailrc"],
+          "vps2": ["/etc/dovecot/conf.d/95-pop-before-smtp.conf"]}
+
+
+@pytest.fixture(scope="module")
+def roles_alone(provisioned, paths, maillab):
+    for short, files in FORCED.items():
+        maillab.sh(provisioned.get(short), "rm -f " + " ".join(files))
+    first = playbook(paths, name=PLAYBOOKS / "roles-alone.yml")
+    second = playbook(paths, name=PLAYBOOKS / "roles-alone.yml")
+    return first, second
+
+
+def test_every_role_runs_alone_and_its_own_handlers_restart_what_it_changed(roles_alone):
+    first, _ = roles_alone
+    assert first.returncode == 0, first.stdout[-5000:]
+    assert "was not found" not in first.stdout and "is undefined" not in first.stdout
+    changed = {h: c["changed"] for h, c in recap(first.stdout).items()}
+    assert all(changed[h] > 0 for h in FORCED), changed
+    handlers = re.findall(r"^RUNNING HANDLER \[(.+?)\]", first.stdout, re.M)
+    for expected in ("tls : Restart the services that use the certificate",
+                     "sasl : Restart the services that read sendmail's SASL config",
+                     "sendmail : Restart sendmail", "pop3 : Restart dovecot",
+                     "pop_before_smtp : Restart the services that run the POP3 login hook"):
+        assert expected in handlers, handlers
+
+
+def test_a_role_alone_run_twice_changes_nothing(roles_alone):
+    _, second = roles_alone
+    assert second.returncode == 0, second.stdout[-5000:]
+    changed = {h: c["changed"] for h, c in recap(second.stdout).items()}
+    assert all(v == 0 for v in changed.values()), changed
+
+
+def test_the_roles_alone_leave_the_hosts_as_mail_host_makes_them(roles_alone, paths, maillab, provisioned):
+    run = playbook(paths, "-l", ",".join(FORCED))
+    assert run.returncode == 0, run.stdout[-4000:]
+    changed = {h: c["changed"] for h, c in recap(run.stdout).items()}
+    assert all(v == 0 for v in changed.values()), changed
+    for short in FORCED:
+        checks = Checks(maillab, provisioned.get(short))
+        assert checks.local_delivery().passed, checks.results[-1].detail
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    """The collection artifact, built from this checkout and installed into an empty collections path."""
+    tmp = tmp_path_factory.mktemp("collection")
+    galaxy = [str(Path(__import__("sys").executable).parent / "ansible-galaxy"), "collection"]
+    build = subprocess.run([*galaxy, "build", "--output-path", str(tmp), str(repo_root())], capture_output=True,
+                           text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    artifact = next(tmp.glob("sendmail_fleet-mail-*.tar.gz"))
+    install = subprocess.run([*galaxy, "install", "--force", "-p", str(tmp / "collections"), str(artifact)],
+                             capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (tmp / "collections" / "ansible_collections" / "sendmail_fleet" / "mail" / "roles" / "mail_host").is_dir()
+    return tmp
+
+
+def fqcn_playbook(tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A playbook elsewhere that names the roles by FQCN, and a config that sees only the installed artifact."""
+    book = tmp / "provision.yml"
+    book.write_text(textwrap.dedent("""\
+        - name: A mail host from the installed collection
+          hosts: vps5
+          become: true
+          roles:
+            - role: sendmail_fleet.mail.mail_host
+        """))
+    cfg = tmp / "ansible.cfg"
+    cfg.write_text(textwrap.dedent(f"""\
+        [defaults]
+        collections_path = {tmp / 'collections'}
+        roles_path = {tmp / 'no-roles'}
+        interpreter_python = auto_silent
+        callback_result_format = yaml
+        [ssh_connection]
+        pipelining = True
+        """))
+    return book, {"ANSIBLE_CONFIG": str(cfg)}
+
+
+def test_the_collection_artifact_provisions_a_lab_vps_by_fully_qualified_names(collection, paths, maillab,
+                                                                                 provisioned):
+    book, env = fqcn_playbook(collection)
+    vps5 = provisioned.get("vps5")
+    other = "default-procmail-lda"  # vps5 runs default-procmail-lda-auth-only: the artifact switches it
+    assert vps5.variant != other
+    switched = playbook(paths, "-e", f"sendmail_variant={other}", name=book, env=env)
+    assert switched.returncode == 0, switched.stdout[-5000:]
+    assert "sendmail_fleet.mail.mail_host" in switched.stdout or "mail_host :" in switched.stdout
+    assert f"VERSIONID(`sendmail-fleet {other}')" in maillab.sh(vps5, "cat /etc/mail/sendmail.mc")[1]
+    import dataclasses
+    checks = Checks(maillab, dataclasses.replace(vps5, variant=other))
+    assert checks.pop_login_relay().passed, checks.results[-1].detail
+    back = playbook(paths, name=book, env=env)
+    assert back.returncode == 0, back.stdout[-5000:]
+    same = playbook(paths, "-l", "vps5")
+    assert same.returncode == 0, same.stdout[-4000:]
+    assert recap(same.stdout)["vps5"]["changed"] == 0, "the artifact and the checkout must provision alike"
+    checks = Checks(maillab, vps5)
+    assert checks.auth_relay("PLAIN").passed, checks.results[-1].detail
