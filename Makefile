@@ -1,10 +1,11 @@
 # The two commands the README promises. Each sets up what it needs (.venv, Docker engine, images).
-.PHONY: demo test unit lab down
+.PHONY: demo test unit lab lint down
 
 demo:  ## lab fleet up, provisioned, real mail through every variant, a result table
 	scripts/bootstrap.sh .venv/bin/maillab demo
 
-test:  ## every test: unit tests, then lab tests against real containers
+test:  ## every test: the lint gate, unit tests, then lab tests against real containers
+	scripts/bootstrap.sh scripts/lint.sh
 	scripts/bootstrap.sh .venv/bin/python -m pytest
 
 unit:  ## the fast tests only (no Docker)
@@ -12,6 +13,9 @@ unit:  ## the fast tests only (no Docker)
 
 lab:   ## the lab tests only
 	scripts/bootstrap.sh .venv/bin/python -m pytest -m lab
+
+lint:  ## the lint gate alone: ansible-lint (production profile), yamllint, ruff; no Docker
+	scripts/bootstrap.sh scripts/lint.sh
 
 down:  ## remove the lab
 	scripts/bootstrap.sh .venv/bin/maillab down

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make .venv (Python 3.10+) with sendmail-fleet and its dependencies installed, then run the given
-# command inside it. Cheap when nothing changed: pip runs again only when pyproject.toml changes.
+# Make .venv (Python 3.10+) with sendmail-fleet, its test and lint tools, then run the given command inside it.
+# Cheap when nothing changed: pip runs again only when pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -15,9 +15,15 @@ fi
 stamp=.venv/.sendmail-fleet-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing sendmail-fleet and its dependencies into .venv" >&2
+  echo "bootstrap: installing sendmail-fleet with its test and lint tools into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e . >&2
+  .venv/bin/python -m pip install -q -e '.[test,lint]' >&2
   echo "$want" > "$stamp"
+fi
+# This checkout is the Ansible collection sendmail_fleet.mail: ansible.cfg's collections_path finds it here.
+link=.collections/ansible_collections/sendmail_fleet/mail
+if [ "$(readlink "$link" 2>/dev/null)" != "../../.." ]; then
+  mkdir -p "$(dirname "$link")"
+  ln -sfn ../../.. "$link"
 fi
 [ $# -gt 0 ] && exec "$@"
