@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,12 @@ def fake_makemap(tmp_path: Path) -> str:
         assert kind == "hash"
         open({str(tmp_path / "makemap.calls")!r}, "a").write(" ".join(flags) + "\\n")
         db = {{}}
+        if "-u" in flags:  # dump, as makemap -u does: KEY<TAB>VALUE, keys lower-cased
+            try:
+                sys.stdout.write(open(target + ".db").read().lower().replace("\tok", "\tOK"))
+            except FileNotFoundError:
+                sys.exit("makemap: error opening type hash map " + target)
+            sys.exit(0)
         if "-o" in flags:
             try:
                 db = dict(l.split("\\t") for l in open(target + ".db").read().splitlines())
@@ -145,7 +152,7 @@ def test_invalid_address_is_refused(rmap):
 
 def test_corrupt_lines_are_skipped_and_good_ones_kept(rmap, capsys):
     Path(rmap.state).parent.mkdir(parents=True)
-    Path(rmap.state).write_text("198.51.100.1\t9999999999\talice\ngarbage line\n\x00\x01\n10.0.0.300\t1\tx\n")
+    Path(rmap.state).write_text(f"198.51.100.1\t{time.time():.3f}\talice\ngarbage line\n\x00\x01\n10.0.0.300\t1\tx\n")
     assert rmap.rebuild() == 1
     assert db(rmap) == {"198.51.100.1": "OK"}
     assert "skipped 3 unreadable" in capsys.readouterr().err
@@ -225,3 +232,77 @@ def test_makemap_runs_as_the_map_owner_when_started_as_root():
 def test_a_missing_makemap_is_an_error_not_a_crash():
     code, err = pbs._spawn(["/nonexistent/makemap"], "", "")
     assert code == 127 and "cannot run /nonexistent/makemap" in err
+
+
+# -- no address keeps relaying past its window, whatever fails ------------------------------------------------
+
+def test_a_makemap_that_fails_during_expiry_leaves_the_stale_address_listed_so_the_next_expiry_removes_it(
+        rmap, tmp_path):
+    rmap.record("192.0.2.10", "alice", now=1000)
+    good = rmap.makemap
+    rmap.makemap = "/bin/false"
+    with pytest.raises(RuntimeError):
+        rmap.expire(now=1100)  # the window (60 s) has passed, but the map cannot be written
+    assert "192.0.2.10" in Path(rmap.state).read_text(), "the entries must still list what the old map grants"
+    rmap.makemap = good
+    assert rmap.expire(now=1101) == 1
+    assert db(rmap) == {}
+
+
+def test_a_crash_between_map_and_entries_is_repaired_by_the_next_expiry(rmap):
+    rmap.record("192.0.2.11", "alice", now=1000)
+    # As if the process died after makemap added a key and before the entry was written:
+    rmap._run_makemap("198.51.100.66\tOK\n", rmap.map, "-o", "-r")
+    assert "198.51.100.66" in db(rmap)
+    assert rmap.expire(now=1010) == 0  # nothing is due, but the map holds a key no entry lists
+    assert set(db(rmap)) == {"192.0.2.11"}
+
+
+def test_an_address_planted_in_the_map_by_hand_is_removed_by_the_next_expiry(rmap):
+    rmap.record("192.0.2.12", "alice", now=1000)
+    Path(f"{rmap.map}.db").write_text(Path(f"{rmap.map}.db").read_text() + "203.0.113.5\tOK\n")
+    rmap.expire(now=1001)
+    assert set(db(rmap)) == {"192.0.2.12"}
+
+
+def test_an_entry_dated_in_the_future_grants_nothing_and_is_dropped(rmap):
+    now = time.time()
+    Path(rmap.state).parent.mkdir(parents=True, exist_ok=True)
+    Path(rmap.state).write_text(f"192.0.2.13\t{now + 10 * 365 * 86400:.3f}\tmallory\n")
+    assert rmap.expire(now=now) == 1  # expiry drops it
+    assert db(rmap) == {} and Path(rmap.state).read_text() == ""
+    Path(rmap.state).write_text(f"192.0.2.13\t{now + 3600:.3f}\tmallory\n")
+    assert rmap.rebuild() == 0 and db(rmap) == {}  # a rebuild grants it nothing either
+    rmap.record("192.0.2.13", "mallory", now=now)  # a real login from that address opens relay as usual
+    assert set(db(rmap)) == {"192.0.2.13"}
+
+
+def test_a_user_name_with_tabs_or_line_breaks_cannot_forge_an_entry(rmap):
+    rmap.record("192.0.2.14", "eve\t9999999999\n203.0.113.9\t9999999999\tforged", now=time.time())
+    text = Path(rmap.state).read_text()
+    assert text.count("\n") == 1 and "203.0.113.9" not in set(pbs.parse_state(text)[0])
+    assert set(db(rmap)) == {"192.0.2.14"}
+
+
+def test_the_entries_and_the_text_map_are_readable_by_root_only(rmap):
+    rmap.record("192.0.2.15", "alice", now=1000)
+    rmap.expire(now=2000)
+    rmap.record("192.0.2.16", "bob", now=3000)
+    for path in (rmap.state, rmap.map, rmap.state + ".lock"):
+        assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, path
+
+
+def test_temporary_files_are_made_exclusively_and_never_through_a_link(rmap, tmp_path, monkeypatch):
+    target = tmp_path / "victim"
+    target.write_text("untouched\n")
+    fixed = str(tmp_path / "drac.fixed")
+    os.symlink(target, fixed)
+    monkeypatch.setattr(pbs, "_beside", lambda path: fixed)  # an attacker guessed the name and planted a link
+    with pytest.raises(OSError):
+        rmap._write_atomic(rmap.map, "x")
+    assert target.read_text() == "untouched\n"
+
+
+def test_temporary_names_cannot_be_guessed():
+    names = {pbs._beside("/etc/mail/drac") for _ in range(50)}
+    assert len(names) == 50 and all(n.startswith("/etc/mail/.drac.") for n in names)

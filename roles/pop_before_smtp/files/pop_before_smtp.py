@@ -11,6 +11,13 @@ a line appended (its key is in the map already); a new address is added to the h
 and builds the whole map into a temporary file that is renamed into place, so sendmail never sees a
 half-written map.
 
+No address keeps relaying past its window, whatever fails: the map is always written before the entries
+(a failed makemap grants nothing new), and expiry rebuilds the map whenever the keys in the live .db differ
+from the live entries (after a crash between the two, or a hand edit). Entries dated in the future are not
+live. Temporary files get unpredictable names and are created exclusively, never through a link; the
+entries and the text copy of the map are readable by root only. User names are written with tabs, line
+breaks and other control characters replaced, so no name can forge an entry.
+
 Standard library only: this runs on the VPS.
 """
 
@@ -33,6 +40,8 @@ DEFAULTS = {
     "MAKEMAP": "/usr/sbin/makemap",
 }
 CONFIG = "/etc/default/pop-before-smtp"
+# Seconds an entry may lie in the future (clock steps); anything later is a forged or broken entry: not live.
+FUTURE_SLACK = 5.0
 MAP_HEADER = "# written by pop-before-smtp: do not edit; `pop-before-smtp list` shows who may relay\n"
 
 
@@ -82,13 +91,19 @@ def parse_state(text: str) -> tuple[dict[str, Entry], int]:
     return entries, bad
 
 
+def safe_user(user: str) -> str:
+    """A user name as it may stand in the entries file: control characters (tab, line breaks ...) become '?'."""
+    return "".join(c if c.isprintable() and c != "\t" else "?" for c in user)[:256]
+
+
 def format_state(entries: dict[str, Entry]) -> str:
     rows = sorted(entries.values(), key=lambda e: e.address)
-    return "".join(f"{e.address}\t{e.seen:.3f}\t{e.user}\n" for e in rows)
+    return "".join(f"{e.address}\t{e.seen:.3f}\t{safe_user(e.user)}\n" for e in rows)
 
 
 def live(entries: dict[str, Entry], now: float, window: float) -> dict[str, Entry]:
-    return {k: e for k, e in entries.items() if now - e.seen < window}
+    """Entries inside the window; one dated in the future (beyond FUTURE_SLACK) is never live."""
+    return {k: e for k, e in entries.items() if -FUTURE_SLACK <= now - e.seen < window}
 
 
 class _Lock:
@@ -98,7 +113,7 @@ class _Lock:
         self.path = path
 
     def __enter__(self) -> None:
-        self.fh = open(self.path, "a")
+        self.fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600), "a")
         fcntl.flock(self.fh, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
@@ -116,9 +131,16 @@ def _read_text(path: str) -> str:
 
 
 def _beside(path: str) -> str:
-    """A temporary name in the same folder, so os.replace onto `path` is atomic."""
+    """An unpredictable temporary name in the same folder, so os.replace onto `path` is atomic."""
     folder, name = os.path.split(path)
-    return os.path.join(folder, f".{name}.{os.getpid()}")
+    return os.path.join(folder, f".{name}.{os.urandom(8).hex()}")
+
+
+def _append(path: str, text: str) -> None:
+    """Append to a root-only file, never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(text)
 
 
 def _unlink(path: str) -> None:
@@ -128,14 +150,18 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _spawn(argv: list[str], stdin: str, user: str) -> tuple[int, str]:
-    """Run argv with `stdin`, as `user` when given and we are root: (exit status, stderr).
+def _spawn(argv: list[str], stdin: str, user: str, stdout: str = "") -> tuple[int, str]:
+    """Run argv with `stdin`, as `user` when given and we are root: (exit status, stderr). With `stdout`, the
+    program's output goes to that new file (created here, exclusively, and readable by `user` as well).
     fork/exec by hand: importing subprocess costs a login more than running makemap does."""
     ids = None
     if os.geteuid() == 0 and user:
         # makemap run as root refuses sendmail's map folder (it is owned by TrustedUser).
         pw = pwd.getpwnam(user)
         ids = (pw.pw_uid, pw.pw_gid)
+    out_fd = -1
+    if stdout:
+        out_fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     in_r, in_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
@@ -143,6 +169,9 @@ def _spawn(argv: list[str], stdin: str, user: str) -> tuple[int, str]:
         try:
             os.dup2(in_r, 0)
             os.dup2(err_w, 2)
+            if out_fd >= 0:
+                os.dup2(out_fd, 1)
+                os.close(out_fd)
             for fd in (in_r, in_w, err_r, err_w):
                 os.close(fd)
             if ids:
@@ -155,6 +184,8 @@ def _spawn(argv: list[str], stdin: str, user: str) -> tuple[int, str]:
         os._exit(127)
     os.close(in_r)
     os.close(err_w)
+    if out_fd >= 0:
+        os.close(out_fd)
     fh = os.fdopen(in_w, "w")
     try:
         fh.write(stdin)
@@ -199,14 +230,15 @@ class RelayMap:
         return newest
 
     def _write_atomic(self, path: str, text: str) -> None:
+        """A new file under an unpredictable name, created exclusively (never through a link), root only,
+        renamed onto `path`."""
         tmp = _beside(path)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
@@ -217,30 +249,45 @@ class RelayMap:
         if code != 0:
             raise RuntimeError(f"makemap failed (exit {code}): {err.strip()}")
 
+    def map_keys(self) -> set[str] | None:
+        """The keys in the live .db (makemap -u dumps it; keys come lower-cased), or None when it cannot be read."""
+        out = f"{self.map}.keys.{os.urandom(8).hex()}"
+        code, err = _spawn(["/bin/sh", "-c", '"$0" -u hash "$1"', self.makemap, self.map], "", self.makemap_user,
+                           stdout=out)
+        try:
+            text = _read_text(out)
+        finally:
+            _unlink(out)
+        if code != 0:
+            return None
+        return {line.split("\t", 1)[0].lower() for line in text.splitlines() if line.strip()}
+
     def write_map(self, entries: dict[str, Entry]) -> None:
+        """The whole .db, built under a temporary name and renamed into place; then its text copy."""
         source = "".join(f"{map_key(e.address)}\tOK\n" for e in sorted(entries.values(), key=lambda e: e.address))
-        self._write_atomic(self.map, MAP_HEADER + source)
         tmp = _beside(self.map)
         try:
             self._run_makemap(source, tmp)
             os.replace(f"{tmp}.db", f"{self.map}.db")
         finally:
             _unlink(f"{tmp}.db")
+        self._write_atomic(self.map, MAP_HEADER + source)
 
     def add_to_map(self, entry: Entry) -> None:
         """One new key, in place: makemap -o (keep the rest) -r (replace a stale copy of the key)."""
         line = f"{map_key(entry.address)}\tOK\n"
         self._run_makemap(line, self.map, "-o", "-r")
-        with open(self.map, "a") as fh:  # the text copy stays a faithful listing of the map
-            fh.write(line)
+        _append(self.map, line)  # the text copy stays a faithful listing of the map
 
     def save(self, entries: dict[str, Entry]) -> None:
-        self._write_atomic(self.state, format_state(entries))
+        """Map first, entries second: when the map cannot be written, the entries still list every address
+        the old map grants, so the next expiry removes them."""
         self.write_map(entries)
+        self._write_atomic(self.state, format_state(entries))
 
     def record(self, address: str, user: str = "", now: float | None = None) -> Entry:
         now = time.time() if now is None else now
-        entry = Entry(normalise(address), now, user)
+        entry = Entry(normalise(address), now, safe_user(user))
         with self.locked():
             if not os.path.exists(f"{self.map}.db"):
                 entries = live(self.load(), now, self.window)
@@ -248,14 +295,14 @@ class RelayMap:
                 self.save(entries)
                 return entry
             newest = self._newest(self._read(), entry.address)
-            if newest is None or now - newest >= self.window:
+            if newest is None or not -FUTURE_SLACK <= now - newest < self.window:
                 self.add_to_map(entry)  # before the entry is written: a failed makemap grants nothing
-            with open(self.state, "a") as fh:
-                fh.write(format_state({entry.address: entry}))
+            _append(self.state, format_state({entry.address: entry}))
         return entry
 
     def expire(self, now: float | None = None) -> int:
-        """Drop entries older than the window; compact the entries file when it holds repeats."""
+        """Drop entries older than the window; rebuild the map whenever its keys are not exactly the live
+        entries' (a crash between map and entries, a hand edit); compact the entries file when it holds repeats."""
         now = time.time() if now is None else now
         with self.locked():
             text = self._read()
@@ -263,7 +310,8 @@ class RelayMap:
             kept = live(entries, now, self.window)
             dropped = len(entries) - len(kept)
             lines = sum(1 for line in text.splitlines() if line.strip())
-            if dropped or not os.path.exists(f"{self.map}.db"):
+            in_map = self.map_keys() if os.path.exists(f"{self.map}.db") else None
+            if dropped or in_map != {map_key(a).lower() for a in kept}:
                 self.save(kept)
             elif lines > len(kept):
                 self._write_atomic(self.state, format_state(kept))
