@@ -198,7 +198,9 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
                     "hosts": {n.short: host_vars(n) for n in topo.by_role("vps")},
                     # The rollout's health check relays to the remote domain and looks in its mailbox.
                     "vars": {"rollout_probe_rcpt": remote.address, "rollout_probe_remote_rcpt": remote.address,
-                             "rollout_probe_mailbox_host": mx.short, "rollout_probe_mailbox": f"/var/mail/{remote.user}"},
+                             "rollout_probe_mailbox_host": mx.short, "rollout_probe_mailbox": f"/var/mail/{remote.user}",
+                             # the health check verifies the lab's certificates against the lab's own CA
+                             "rollout_probe_cafile": f"{pki_dir}/ca.crt"},
                 },
                 "remote_mx": {"hosts": {n.short: host_vars(n) for n in topo.by_role("mx")}},
             },

@@ -79,3 +79,20 @@ def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(t
     states = {c.name: c.status for c in client.containers.list(all=True, filters={"label": "sendmail-fleet.lab"})}
     assert states and all(s == "running" for s in states.values())
     assert client.networks.get(topo.network).attrs["IPAM"]["Config"][0]["Subnet"] == topo.subnet
+
+
+def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path):
+    """Host keys are checked for every inventory but the lab's own: a key that does not match stops the run."""
+    vps1 = topo.get("vps1")
+    wrong = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                           capture_output=True, text=True)
+    assert wrong.returncode == 0, wrong.stderr
+    key = (tmp_path / "other.pub").read_text().split()
+    (tmp_path / "known_hosts").write_text(f"{vps1.address} {key[0]} {key[1]}\n")
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"vps1": {
+        "ansible_host": vps1.address, "ansible_user": "root", "ansible_ssh_private_key_file": str(paths.key),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"}}}}))
+    r = subprocess.run(["ansible", "all", "-i", str(tmp_path / "hosts.yml"), "-m", "ping"], env=ansible_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "UNREACHABLE" in r.stdout and "Host key verification failed" in r.stdout + r.stderr, r.stdout + r.stderr

@@ -16,10 +16,13 @@ from sendmail_fleet.variants import all_variants, auth_only_of
 
 from .conftest import playbook, recap
 
-# Its saslauthd's PAM service denies everyone, so the auth-only health check must fail. vps6 (set-up date before
-# 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant promises no SMTP-Auth: after the
-# rollback it keeps every promise of that variant, the health check reads them from sendmail_promises.
+# Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
+# rolled back. vps6 (set-up date before 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant
+# promises no SMTP-Auth: after the rollback it keeps every promise of that variant (sendmail_promises).
 BROKEN = "vps6"
+# A RELAY entry for client2's address planted in /etc/mail/access: vps2 is switched anyway, vps3 is auth-only
+# already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed.
+GRANTED = ("vps2", "vps3")
 REPORT = repo_root() / "reports" / "rollout-auth-only.json"
 AUDIT = repo_root() / "reports" / "audit-pop-before-smtp.json"
 
@@ -86,7 +89,14 @@ def rollout(maillab: MailLab, mail_results, paths):
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
 
-    maillab.sh(topo.get(BROKEN), "printf 'auth requisite pam_deny.so\\naccount requisite pam_deny.so\\n' > /etc/pam.d/smtp")
+    maillab.sh(topo.get(BROKEN), "systemctl mask saslauthd")
+    client2 = topo.get("client2")
+    for short in GRANTED:
+        node = topo.get(short)
+        maillab.sh(node, f"printf 'Connect:{client2.address}\\tRELAY\\n' >> /etc/mail/access"
+                         " && runuser -u smmta -- makemap hash /etc/mail/access < /etc/mail/access")
+        planted = Checks(maillab, node)._relay("client2")[0]
+        assert planted.raw["ok"], f"the planted grant must open relay on {short} first: {planted.summary()}"
     submitter = Submitter(maillab)
     submitter.start()
     run = playbook(paths, "-e", "rollout_max_fail_share=0.5", name="rollout-auth-only.yml")
@@ -109,7 +119,7 @@ def test_the_run_reports_the_failed_host_and_fails(rollout):
     assert f"not switched: {BROKEN}" in rollout["run"].stdout
 
 
-def test_the_host_that_fails_its_health_check_ends_on_its_old_variant_still_delivering_mail(rollout, maillab):
+def test_the_host_that_fails_its_switch_ends_on_its_old_variant_still_delivering_mail(rollout, maillab):
     row = rollout["report"][BROKEN]
     node = maillab.topo.get(BROKEN)
     assert row["rollout_result"] == "rolled-back", row
@@ -154,9 +164,11 @@ def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rol
 
 
 def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_changes_nothing(rollout, maillab, paths):
-    maillab.sh(maillab.topo.get(BROKEN), "rm -f /etc/pam.d/smtp")
-    again = playbook(paths, name="rollout-auth-only.yml")
+    maillab.sh(maillab.topo.get(BROKEN), "systemctl unmask saslauthd")
+    again = playbook(paths, "-vvv", name="rollout-auth-only.yml")
     assert again.returncode == 0, again.stdout[-4000:]
+    secrets = [a.password for a in maillab.topo.accounts()]
+    assert [p for p in secrets if p in again.stdout] == [], "a password in the -vvv output of the rollout"
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
     assert rows[BROKEN]["rollout_result"] == "switched"
     final = playbook(paths, name="rollout-auth-only.yml")
@@ -166,3 +178,13 @@ def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_
     assert "Nothing to do: every host is already auth-only." in final.stdout
     assert all(all_variants()[h["rollout_after"]].smtp_auth and not all_variants()[h["rollout_after"]].pop_before_smtp
                for h in json.loads(REPORT.read_text())["hosts"])
+
+
+def test_a_relay_grant_planted_in_access_is_reported_and_removed(rollout, maillab):
+    client2 = maillab.topo.get("client2")
+    for short in GRANTED:
+        row = rollout["report"][short]
+        assert row["rollout_result"] == "switched", row
+        assert f"removed relay grants: access Connect:{client2.address}" in row["rollout_detail"], row
+        _, access = maillab.sh(maillab.topo.get(short), "cat /etc/mail/access")
+        assert client2.address not in access and "Connect:127" in access  # loopback grants stay

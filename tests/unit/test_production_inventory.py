@@ -31,4 +31,14 @@ def test_every_fleet_host_gets_a_known_variant_by_name_or_by_date():
         resolved[h] = hv.get("sendmail_variant") or variant_for_setup_date(dt.date.fromisoformat(hv["sendmail_setup_date"]))
         assert resolved[h] in variant_names()
         assert hv["rollout_probe_user"] and hv["mail_domain"]
+        assert hv["rollout_probe_password"] == "{{ vault_rollout_probe_passwords[inventory_hostname] }}"
     assert set(resolved.values()) == {"pop-before-smtp", "default", "default-procmail-lda", "default-auth-only"}
+
+
+def test_the_vault_example_gives_every_host_its_own_probe_password():
+    import yaml
+    vault = yaml.safe_load((INV / "group_vars" / "all" / "vault.yml.example").read_text())
+    data = ansible_inventory()
+    fleet = {h for g in data["fleet"]["children"] for h in data[g]["hosts"]}
+    passwords = vault["vault_rollout_probe_passwords"]
+    assert set(passwords) == fleet and len(set(passwords.values())) == len(fleet)

@@ -21,11 +21,32 @@ import ssl
 import sys
 
 
-def _ctx() -> ssl.SSLContext:
+def _ctx(req: dict) -> ssl.SSLContext:
+    """With "verify" the server's certificate must chain to "cafile" (else the system's CAs) and name
+    "server_name" (else "server"); without it (the lab's clients) only the MTA's behaviour is tested."""
+    if req.get("verify"):
+        return ssl.create_default_context(cafile=req.get("cafile") or None)
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # the probe tests the MTA's behaviour, not the lab's PKI
+    ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _name(req: dict) -> str:
+    """The name the server's certificate must carry (the probe may connect to an address)."""
+    return req.get("server_name") or req["server"]
+
+
+class _POP3S(poplib.POP3_SSL):
+    """POP3 over TLS to an address, checking the certificate against the server's name."""
+
+    def __init__(self, host: str, port: int, name: str, timeout: float, context: ssl.SSLContext) -> None:
+        self._name = name
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _create_socket(self, timeout):  # noqa: ANN001, ANN202 - poplib's own signature
+        sock = poplib.POP3._create_socket(self, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self._name)
 
 
 def smtp(req: dict) -> dict:
@@ -39,7 +60,7 @@ def smtp(req: dict) -> dict:
 
     try:
         s = smtplib.SMTP(timeout=req.get("timeout", 20))
-        s._host = req["server"]  # STARTTLS needs the server name; connect() alone does not set it
+        s._host = _name(req)  # STARTTLS checks the certificate against this name; connect() alone does not set it
         code, msg = s.connect(req["server"], req.get("port", 25))
         if not step("connect", code, msg):
             return out
@@ -48,7 +69,7 @@ def smtp(req: dict) -> dict:
         out["ehlo_auth_before_tls"] = s.esmtp_features.get("auth", None)
         out["ehlo_starttls"] = "starttls" in s.esmtp_features
         if req.get("starttls"):
-            code, msg = s.starttls(context=_ctx())
+            code, msg = s.starttls(context=_ctx(req))
             if not step("starttls", code, msg):
                 return out
             code, msg = s.ehlo(req.get("helo", socket.getfqdn()))
@@ -98,11 +119,12 @@ def pop3(req: dict) -> dict:
     out: dict = {"ok": False, "steps": []}
     try:
         if req.get("port", 110) == 995:
-            p = poplib.POP3_SSL(req["server"], 995, timeout=20, context=_ctx())
+            p = _POP3S(req["server"], 995, _name(req), 20, _ctx(req))
         else:
             p = poplib.POP3(req["server"], req.get("port", 110), timeout=20)
+            p.host = _name(req)  # stls() checks the certificate against self.host
             if req.get("stls", True):
-                out["steps"].append({"step": "stls", "text": p.stls(context=_ctx()).decode()})
+                out["steps"].append({"step": "stls", "text": p.stls(context=_ctx(req)).decode()})
         out["steps"].append({"step": "user", "text": p.user(req["user"]).decode()})
         out["steps"].append({"step": "pass", "text": p.pass_(req["password"]).decode()})
         out["messages"] = p.stat()[0]

@@ -1,0 +1,83 @@
+"""SMTP-Auth and POP3 are for mailbox accounts only, and a changed or removed password stops working at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sendmail_fleet.mailcheck import MailLab
+
+from .conftest import playbook
+
+HOST = "vps3"  # default-auth-only
+
+
+def auth(lab: MailLab, node, user: str, password: str) -> int | None:
+    """The reply to AUTH PLAIN on 587 after STARTTLS."""
+    return lab.smtp("client1", node, port=587, starttls=True, auth=["PLAIN", user, password]).code("auth")
+
+
+def pop3_ok(lab: MailLab, node, user: str, password: str) -> bool:
+    return lab.pop3("client1", node, user, password)["ok"]
+
+
+def accounts(node, *extra: dict) -> str:
+    """The host's lab accounts plus `extra`, as mail_users_accounts for -e."""
+    return json.dumps({"mail_users_accounts": [{"name": a.user, "password": a.password} for a in node.accounts]
+                       + list(extra)})
+
+
+@pytest.fixture(scope="module")
+def vps(provisioned, maillab):
+    node = provisioned.get(HOST)
+    maillab.sh(node, "useradd -m -s /bin/sh mallory && echo 'mallory:Mallory-system-Lab1' | chpasswd")
+    yield node
+    maillab.sh(node, "userdel -r mallory 2>/dev/null")
+
+
+def test_a_system_account_with_a_password_gets_535_on_587(vps, maillab):
+    assert auth(maillab, vps, "mallory", "Mallory-system-Lab1") == 535
+    assert auth(maillab, vps, vps.accounts[0].user, vps.accounts[0].password) == 235  # a mailbox still does
+
+
+def test_a_system_account_with_a_password_gets_err_on_pop3(vps, maillab):
+    assert not pop3_ok(maillab, vps, "mallory", "Mallory-system-Lab1")
+    assert pop3_ok(maillab, vps, vps.accounts[0].user, vps.accounts[0].password)
+
+
+def test_a_new_password_works_and_the_old_one_is_refused_at_once(vps, maillab, paths):
+    first = {"name": "erin", "password": "Erin-mailbox-Lab1"}
+    run = playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, first))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert auth(maillab, vps, "erin", first["password"]) == 235
+    assert pop3_ok(maillab, vps, "erin", first["password"])
+    renewed = {**first, "password": "Erin-mailbox-Lab2"}
+    run = playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, renewed))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert auth(maillab, vps, "erin", first["password"]) == 535
+    assert not pop3_ok(maillab, vps, "erin", first["password"])
+    assert auth(maillab, vps, "erin", renewed["password"]) == 235
+
+
+def test_a_removed_account_is_refused_at_once(vps, maillab, paths):
+    password = "Erin-mailbox-Lab3"
+    run = playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, {"name": "erin", "password": password}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert auth(maillab, vps, "erin", password) == 235
+    run = playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, {"name": "erin", "state": "absent"}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert auth(maillab, vps, "erin", password) == 535
+    assert not pop3_ok(maillab, vps, "erin", password)
+
+
+def test_site_at_vvv_prints_no_password_even_while_one_changes(vps, maillab, paths, provisioned):
+    frank = {"name": "frank", "password": "Frank-vvv-Secret-9"}
+    run = playbook(paths, "-vvv", "-l", f"{HOST},vps4", "-e", accounts(vps, frank))
+    try:
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "Users | Accounts" in run.stdout  # the task that sets passwords ran
+        secrets = [a.password for a in provisioned.accounts()] + [frank["password"]]
+        assert [s for s in secrets if s in run.stdout] == []
+    finally:
+        playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, {"name": "frank", "state": "absent"}))
