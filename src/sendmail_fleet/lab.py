@@ -34,7 +34,7 @@ class LabError(RuntimeError):
 
 
 SYSTEMD_FLAGS = dict(
-    cap_add=["SYS_ADMIN"],
+    cap_add=["SYS_ADMIN", "NET_ADMIN"],  # NET_ADMIN: fail2ban bans with nftables in the container's own netns
     security_opt=["seccomp=unconfined", "apparmor=unconfined"],
     cgroupns="host",
     volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}},
@@ -178,8 +178,11 @@ def _matches(container: Container, node: Node, topo: Topology, images: dict[str,
     nets = container.attrs["NetworkSettings"]["Networks"]
     addr = nets.get(topo.network, {}).get("IPAMConfig") or {}
     key_ok = node.role not in ("vps", "mx") or container.labels.get(f"{LABEL}.key") == _key_id(pubkey)
+    caps = set(container.attrs["HostConfig"].get("CapAdd") or [])
+    caps_ok = {c if c.startswith("CAP_") else f"CAP_{c}" for c in spec.get("cap_add", [])} <= \
+        {c if c.startswith("CAP_") else f"CAP_{c}" for c in caps}
     return (container.attrs["Config"]["Image"] == spec["image"]
-            and addr.get("IPv4Address") == node.address and key_ok)
+            and addr.get("IPv4Address") == node.address and key_ok and caps_ok)
 
 
 def _wait_port(address: str, port: int, deadline: float) -> bool:

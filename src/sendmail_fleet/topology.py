@@ -17,6 +17,8 @@ DEFAULT_VPS = 5
 MAX_VPS = 40
 REMOTE_DOMAIN = "remote.test"
 POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
+FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
+FAIL2BAN_BANTIME = 20  # ... for this many seconds
 # vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
 LEGACY_SETUP_DATE = "2002-11-30"
 
@@ -189,6 +191,13 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
         "ansible_python_interpreter": "/usr/bin/python3",
         "pop_before_smtp_window": POP_BEFORE_SMTP_WINDOW,
         "pop_before_smtp_expire_interval": 5,
+        # The lab's clients are test drivers that connect hundreds of times a minute and fail logins on purpose:
+        # no greet pause or client limits for them, and only client2 (and the others) can be banned, quickly.
+        "sendmail_limits_exempt": [c.address for c in topo.by_role("client")] + [topo.gateway],
+        "fail2ban_ignoreip": [topo.get("client1").address, topo.gateway],
+        "fail2ban_maxretry": FAIL2BAN_MAXRETRY,
+        "fail2ban_findtime": 120,
+        "fail2ban_bantime": FAIL2BAN_BANTIME,
     }
     return {
         "all": {

@@ -119,7 +119,7 @@ def test_rollout_targets_are_auth_only_and_keep_procmail():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smtp_auth_variants_answer_454_on_the_submission_port_while_saslauthd_is_down(variant):
     mc = render(variant)
-    has_probe = "Ksaslauthd_state program /usr/local/lib/sendmail-fleet/saslauthd-state /var/run/saslauthd/mux" in mc
+    has_probe = "Ksaslauthd_state text -o /run/sendmail-fleet/saslauthd.state" in mc
     assert has_probe == ("smtp_auth" in all_variants()[variant].features)
     if has_probe:
         rules = mc[mc.index("LOCAL_TLS_CLIENT"):].splitlines()[1:5]
@@ -129,6 +129,11 @@ def test_smtp_auth_variants_answer_454_on_the_submission_port_while_saslauthd_is
         assert "<> $={SubmissionDaemons}\t$: $1 <> $(saslauthd_state probe $: up $)" in rules[1]
         assert '$#error $@ 4.7.0 $: "454 4.7.0 ' in rules[2]
         assert mc.index("LOCAL_TLS_CLIENT") > mc.index("MAILER(`smtp')")  # cfhead.m4 warns otherwise
+
+
+def test_the_probe_is_a_text_map_no_program_runs_per_command():
+    mc = render("default-auth-only")
+    assert " program " not in mc[mc.index("LOCAL_CONFIG"):]
 
 
 def test_no_saslauthd_probe_when_it_is_turned_off():

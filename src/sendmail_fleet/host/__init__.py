@@ -13,7 +13,6 @@ from .. import repo_root
 
 HELPERS: dict[str, Path] = {
     "pop_before_smtp": repo_root() / "roles" / "pop_before_smtp" / "files" / "pop_before_smtp.py",
-    "saslauthd_state": repo_root() / "roles" / "sendmail" / "files" / "saslauthd_state.py",
     "relay_audit": repo_root() / "roles" / "audit" / "files" / "relay_audit.py",
     "mailprobe": repo_root() / "roles" / "rollout" / "files" / "mailprobe.py",
 }

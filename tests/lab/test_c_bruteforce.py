@@ -1,0 +1,80 @@
+"""Brute-force defence and sendmail's limits: an address that keeps failing SMTP-Auth or POP3 logins is banned
+(fail2ban, nftables) while another client keeps sending, the ban expires; size, recipients and early talkers are
+bounded. client2 is the attacker; client1 and the controller are on the lab's fail2ban ignore list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sendmail_fleet.mailcheck import Checks, MailLab
+from sendmail_fleet.topology import FAIL2BAN_BANTIME, FAIL2BAN_MAXRETRY
+
+HOST = "vps3"  # default-auth-only
+
+
+def refused(lab: MailLab, node, port: int) -> bool:
+    """client2 cannot open a connection to the port (the ban rejects it)."""
+    if port in (110, 995):
+        steps = lab.pop3("client2", node, "nobody", "x", port=port)["steps"]
+        return bool(steps) and steps[0]["step"] == "error" and "Connection refused" in steps[0]["text"]
+    first = lab.smtp("client2", node, port=port, timeout=5).raw["steps"][0]
+    return first["step"] == "error" and "Connection refused" in first["text"]
+
+
+def wait_for(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def vps(provisioned):
+    return provisioned.get(HOST)
+
+
+def test_an_address_that_fails_auth_too_often_is_banned_while_another_client_keeps_sending(vps, maillab):
+    assert not refused(maillab, vps, 587)
+    for _ in range(FAIL2BAN_MAXRETRY):
+        bad = maillab.smtp("client2", vps, port=587, starttls=True, auth=["PLAIN", "alice", "guess-again"])
+        assert bad.code("auth") == 535, bad.summary()
+    assert wait_for(lambda: refused(maillab, vps, 587), 30), "client2 was not banned from 587"
+    assert refused(maillab, vps, 25)
+    checks = Checks(maillab, vps)
+    assert checks.auth_relay("PLAIN").passed, checks.results[-1].detail  # client1 keeps sending
+    assert wait_for(lambda: not refused(maillab, vps, 587), FAIL2BAN_BANTIME + 40), "the ban did not expire"
+    assert maillab.smtp("client2", vps, port=587).raw["steps"][0]["code"] == 220
+
+
+def test_an_address_that_fails_pop3_logins_too_often_is_banned_and_the_ban_expires(vps, maillab):
+    assert not refused(maillab, vps, 110)
+    for _ in range(FAIL2BAN_MAXRETRY):
+        assert not maillab.pop3("client2", vps, "alice", "guess-again")["ok"]
+    assert wait_for(lambda: refused(maillab, vps, 110), 30), "client2 was not banned from POP3"
+    assert maillab.pop3("client1", vps, vps.accounts[0].user, vps.accounts[0].password)["ok"]
+    assert wait_for(lambda: not refused(maillab, vps, 110), FAIL2BAN_BANTIME + 40), "the ban did not expire"
+
+
+def test_ehlo_announces_the_message_size_limit(vps, maillab):
+    ehlo = maillab.smtp("client1", vps, port=25).step("ehlo")
+    assert "SIZE 26214400" in ehlo["text"], ehlo
+
+
+def test_a_message_with_more_recipients_than_the_limit_gets_452_for_the_rest(vps, maillab):
+    alice = vps.accounts[0].address
+    res = maillab.smtp("client1", vps, port=25, mail_from="carol@remote.test", rcpt=[alice] * 101)
+    codes = [s["code"] for s in res.raw["steps"] if s["step"] == "rcpt"]
+    assert codes[:100] == [250] * 100 and codes[100] == 452, codes[95:]
+
+
+def test_a_client_that_talks_before_the_greeting_is_refused(vps, maillab):
+    """From mx, which has no exemption: sendmail waits sendmail_greet_pause before its 220."""
+    mx = maillab.topo.by_role("mx")[0]
+    script = (f"import socket; s = socket.create_connection(('{vps.address}', 25), 10); "
+              "s.sendall(b'EHLO early.test\\r\\n'); s.settimeout(10); print(s.recv(200).decode(errors='replace'))")
+    code, out = maillab.sh(mx, f'python3 -c "{script}"')
+    assert code == 0 and out.startswith("554"), out
