@@ -119,7 +119,7 @@ def test_rollout_targets_are_auth_only_and_keep_procmail():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smtp_auth_variants_answer_454_on_the_submission_port_while_saslauthd_is_down(variant):
     mc = render(variant)
-    has_probe = "Ksaslauthd_state text -o /run/sendmail-fleet/saslauthd.state" in mc
+    has_probe = "Ksaslauthd_state text -o -k0 -v1 /run/sendmail-fleet/saslauthd.state" in mc
     assert has_probe == ("smtp_auth" in all_variants()[variant].features)
     if has_probe:
         rules = mc[mc.index("LOCAL_TLS_CLIENT"):].splitlines()[1:5]
