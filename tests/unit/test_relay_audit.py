@@ -59,3 +59,52 @@ def test_classic_syslog_timestamps_get_this_year_or_last():
     now = dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc)
     assert parse_ts("Dec 31 23:00:00", now).year == 2025
     assert parse_ts("Jan  1 10:00:00", now).year == 2026
+
+
+relay_audit = load("relay_audit")
+
+PID_REUSE = """\
+2026-11-25T09:00:00+0000 mail.vps2.test sm-mta[700]: AUTH=server, relay=client [198.51.100.8], authid=alice, mech=PLAIN, bits=256
+2026-11-25T09:00:01+0000 mail.vps2.test sm-mta[700]: 1AAA: from=<alice@vps2.test>, size=10, class=0, nrcpts=1, proto=ESMTPSA, daemon=MSA-v4, relay=client [198.51.100.8]
+2026-11-25T09:00:01+0000 mail.vps2.test sm-mta[701]: 1AAA: to=<carol@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+2026-11-25T17:00:00+0000 mail.vps2.test dovecot[10]: pop3-login: Login: user=<bob>, method=PLAIN, rip=198.51.100.7, lip=10.0.0.2, mpid=5, TLS
+2026-11-25T17:00:01+0000 mail.vps2.test sm-mta[700]: 1BBB: from=<bob@vps2.test>, size=10, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=client [198.51.100.7]
+2026-11-25T17:00:01+0000 mail.vps2.test sm-mta[702]: 1BBB: to=<carol@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+2026-11-25T18:00:00+0000 mail.vps2.test sm-mta[700]: 1CCC: from=<eve@vps2.test>, size=10, class=0, nrcpts=1, proto=ESMTPSA, daemon=MSA-v4, relay=other [203.0.113.5]
+2026-11-25T18:00:00+0000 mail.vps2.test sm-mta[703]: 1CCC: to=<carol@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+"""
+
+
+def test_a_process_id_used_again_never_lends_its_auth_to_another_session():
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(PID_REUSE.splitlines(), NOW)
+    rows = {(r["method"], r["user"], r["client"]): r["count"] for r in a.report(set())}
+    assert rows == {("smtp-auth", "alice", "198.51.100.8"): 1,
+                    ("pop-before-smtp", "bob", "198.51.100.7"): 1,  # pid 700 again, but proto=ESMTP: not alice's
+                    ("smtp-auth", "?", "203.0.113.5"): 1}  # authenticated, but the AUTH line is another client's
+
+
+def test_a_truncated_gz_is_reported_and_the_lines_before_the_damage_still_count(tmp_path, capsys):
+    import gzip
+    whole = tmp_path / "mail.log.2.gz"
+    whole.write_bytes(gzip.compress(LOG.encode()))
+    cut = tmp_path / "mail.log.1.gz"
+    cut.write_bytes(gzip.compress((LOG * 50).encode())[:300])
+    skipped: list[str] = []
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(relay_audit.read_lines(a.since, [str(cut), str(whole)], skipped), NOW)
+    assert len(skipped) == 1 and "mail.log.1.gz" in skipped[0]
+    pbs = [r for r in a.report(set()) if r["method"] == "pop-before-smtp"]
+    assert pbs and pbs[0]["user"] == "bob" and pbs[0]["count"] >= 2  # the whole file counted in full
+
+
+def test_main_survives_a_damaged_log_and_never_offers_an_invalid_user_name_for_a_notice(tmp_path, capsys):
+    import json
+    log = tmp_path / "mail.log"
+    log.write_text(LOG.replace("user=<bob>", "user=<a@x,y>"))
+    bad = tmp_path / "mail.log.1.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00 not gzip at all")
+    assert relay_audit.main(["--since", "2026-11-01T00:00:00+00:00", "--log", str(log), "--log", str(bad)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["pop_before_smtp_users"] == [] and out["invalid_users"] == ["a@x,y"]
+    assert len(out["skipped_logs"]) == 1 and "mail.log.1.gz" in out["skipped_logs"][0]

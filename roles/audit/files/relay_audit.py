@@ -2,10 +2,13 @@
 """Who relayed mail through this host, and how: SMTP-Auth or POP-before-SMTP.
 
 Reads the mail log (the systemd journal through journalctl, else /var/log/mail.log*) and prints one
-JSON object. A relayed message is one whose recipients went out through an SMTP mailer. It counts as
-SMTP-Auth when its session authenticated (sendmail's `AUTH=server ... authid=` line, same process),
-as local when it came from this host itself, and otherwise as POP-before-SMTP; the user of a
-POP-before-SMTP relay is the last POP3 login from that client address before the message.
+JSON object. A relayed message is one whose recipients went out through an SMTP mailer (joined by queue
+id). It counts as SMTP-Auth when its own `from=` line says the session authenticated (`proto=ESMTPA` or
+`ESMTPSA`), named by the session's `AUTH=server ... authid=` line (same process and client address, before
+the message; a process id used again later never lends its name to another session); as local when it
+came from this host itself; otherwise as POP-before-SMTP, and its user is the last POP3 login from that
+client address before the message. A damaged log file is reported and skipped; user names that are not
+valid local parts are reported apart and never get a notice.
 
 Standard library only: this runs on the VPS (Ansible's script module sends it).
 """
@@ -23,17 +26,21 @@ import shutil
 import socket
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\S+|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
                   r"(?P<prog>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
-FROM = re.compile(r"^(?P<qid>\w+): from=<(?P<sender>[^>]*)>.*?relay=(?:\S+ )?\[(?P<ip>[^\]]+)\]")
+FROM = re.compile(r"^(?P<qid>\w+): from=<(?P<sender>[^>]*)>.*?(?:proto=(?P<proto>\w+).*?)?"
+                  r"relay=(?:\S+ )?\[(?P<ip>[^\]]+)\]")
 TO = re.compile(r"^(?P<qid>\w+): to=.*?mailer=(?P<mailer>[\w-]+).*?stat=(?P<stat>\w+)")
 AUTH = re.compile(r"^AUTH=server, relay=.*?\[(?P<ip>[^\]]+)\].*?authid=(?P<authid>[^,\s]+)")
 POP_LOGIN = re.compile(r"pop3-login: Login: user=<(?P<user>[^>]*)>.*?rip=(?P<ip>[0-9a-fA-F:.]+)")
 GRANT = re.compile(r"relay granted to (?P<ip>\S+) for user=(?P<user>\S+)")
 LOCAL_MAILERS = {"local", "procmail", "prog", "*file*", "*include*"}
+AUTHENTICATED = re.compile(r"^E?SMTPS?A$")  # sendmail's proto= for a session that authenticated
+LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")  # a user we may write to as USER@domain
 
 
 def parse_ts(text: str, now: dt.datetime) -> dt.datetime:
@@ -48,6 +55,7 @@ def parse_ts(text: str, now: dt.datetime) -> dt.datetime:
 class Message:
     when: dt.datetime
     ip: str
+    authenticated: bool
     authid: str
     relayed: bool = False
 
@@ -56,7 +64,7 @@ class Message:
 class Audit:
     since: dt.datetime
     messages: dict[str, Message] = field(default_factory=dict)
-    auth_by_pid: dict[str, str] = field(default_factory=dict)
+    auth_by_pid: dict[str, tuple[str, str]] = field(default_factory=dict)  # pid -> (client address, authid)
     pop_logins: list[tuple[dt.datetime, str, str]] = field(default_factory=list)
 
     def feed(self, lines: Iterable[str], now: dt.datetime) -> None:
@@ -72,9 +80,13 @@ class Audit:
                 continue
             msg, pid = m["msg"], m["pid"]
             if (a := AUTH.match(msg)):
-                self.auth_by_pid[pid] = a["authid"]
+                self.auth_by_pid[pid] = (a["ip"].removeprefix("IPv6:"), a["authid"])
             elif (f := FROM.match(msg)):
-                self.messages[f["qid"]] = Message(when, f["ip"].removeprefix("IPv6:"), self.auth_by_pid.get(pid, ""))
+                ip = f["ip"].removeprefix("IPv6:")
+                authenticated = bool(f["proto"] and AUTHENTICATED.match(f["proto"]))
+                auth_ip, authid = self.auth_by_pid.get(pid, ("", ""))
+                self.messages[f["qid"]] = Message(when, ip, authenticated,
+                                                  authid if authenticated and auth_ip == ip else "")
             elif (t := TO.match(msg)):
                 if t["mailer"] not in LOCAL_MAILERS and t["qid"] in self.messages:
                     self.messages[t["qid"]].relayed = True
@@ -90,8 +102,8 @@ class Audit:
         for msg in sorted(self.messages.values(), key=lambda m: m.when):
             if not msg.relayed:
                 continue
-            if msg.authid:
-                method, user = "smtp-auth", msg.authid
+            if msg.authenticated:
+                method, user = "smtp-auth", msg.authid or "?"
             elif _is_local(msg.ip, local_addresses):
                 method, user = "local", "-"
             else:
@@ -110,7 +122,10 @@ def _is_local(ip: str, local_addresses: set[str]) -> bool:
         return False
 
 
-def read_lines(since: dt.datetime, files: list[str]) -> Iterable[str]:
+def read_lines(since: dt.datetime, files: list[str], skipped: list[str] | None = None) -> Iterable[str]:
+    """The log's lines; a file that cannot be read to its end (a truncated .gz, a damaged one) is named in
+    `skipped` with the reason, and the lines read before the damage still count."""
+    skipped = [] if skipped is None else skipped
     if not files and shutil.which("journalctl"):
         run = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "short-iso", "--since",
                               since.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -124,8 +139,9 @@ def read_lines(since: dt.datetime, files: list[str]) -> Iterable[str]:
         try:
             with opener(path, "rt", errors="replace") as fh:
                 yield from fh
-        except OSError as exc:
-            print(f"relay-audit: cannot read {path}: {exc}", file=sys.stderr)
+        except (OSError, EOFError, zlib.error) as exc:
+            skipped.append(f"{path}: {exc or type(exc).__name__}")
+            print(f"relay-audit: cannot read all of {path}: {exc or type(exc).__name__}", file=sys.stderr)
 
 
 def local_addresses() -> set[str]:
@@ -150,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     audit = Audit(since)
-    audit.feed(read_lines(since, args.log), now)
+    skipped: list[str] = []
+    audit.feed(read_lines(since, args.log, skipped), now)
     rows = audit.report(local_addresses())
+    users = {r["user"] for r in rows if r["method"] == "pop-before-smtp" and r["user"] != "?"}
     print(json.dumps({"host": socket.getfqdn(), "since": since.isoformat(), "relays": rows,
-                      "pop_before_smtp_users": sorted({r["user"] for r in rows if r["method"] == "pop-before-smtp"})}))
+                      "pop_before_smtp_users": sorted(u for u in users if LOCAL_PART.match(u)),
+                      "invalid_users": sorted(u for u in users if not LOCAL_PART.match(u)),
+                      "skipped_logs": skipped}))
     return 0
 
 
