@@ -92,7 +92,9 @@ def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path):
     (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"vps1": {
         "ansible_host": vps1.address, "ansible_user": "root", "ansible_ssh_private_key_file": str(paths.key),
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"}}}}))
-    r = subprocess.run(["ansible", "all", "-i", str(tmp_path / "hosts.yml"), "-m", "ping"], env=ansible_env(),
+    # A connection of its own: reusing a control master an earlier test opened would skip the key check.
+    env = {**ansible_env(), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
+    r = subprocess.run(["ansible", "all", "-i", str(tmp_path / "hosts.yml"), "-m", "ping"], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "UNREACHABLE" in r.stdout and "Host key verification failed" in r.stdout + r.stderr, r.stdout + r.stderr
