@@ -268,6 +268,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
                     c.start()
             except NotFound:
                 _create(client, node, topo, images, pubkey, dns_conf)
+                _forget_written_variant(paths, node.short)  # a new container runs the topology's variant
     deadline = time.monotonic() + 120
     with progress.step("waiting for systemd and sshd in every VPS"):
         for node in topo.mail_hosts:
@@ -299,7 +300,18 @@ def down(paths: Paths, progress: Progress, client: docker.DockerClient | None = 
         removed += 1
     if paths.inventory.exists():
         paths.inventory.unlink()
+    for written in sorted(_host_vars(paths).glob("*.yml")):
+        written.unlink()
     return removed
+
+
+def _host_vars(paths: Paths) -> Path:
+    """Where a rollout with rollout_write_inventory writes each lab host's variant."""
+    return paths.inventory.parent / "host_vars"
+
+
+def _forget_written_variant(paths: Paths, short: str) -> None:
+    (_host_vars(paths) / f"{short}.yml").unlink(missing_ok=True)
 
 
 def status(topo: Topology) -> dict:

@@ -14,7 +14,7 @@ from sendmail_fleet import repo_root
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.variants import all_variants, auth_only_of
 
-from .conftest import playbook, recap
+from .conftest import playbook, recap, sha
 
 # Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
 # rolled back. vps6 (set-up date before 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant
@@ -198,3 +198,29 @@ def test_a_relay_grant_planted_in_access_is_reported_and_removed(rollout, mailla
         assert f"removed relay grants: access Connect:{client2.address}" in row["rollout_detail"], row
         _, access = maillab.sh(maillab.topo.get(short), "cat /etc/mail/access")
         assert client2.address not in access and "Connect:127" in access  # loopback grants stay
+
+
+def test_site_does_not_bring_pop_before_smtp_back_to_a_switched_host_unless_told_so(rollout, maillab, paths):
+    vps1 = maillab.topo.get("vps1")  # the inventory still says pop-before-smtp; the rollout moved it to auth-only
+    before = sha(vps1, "/etc/mail/sendmail.mc")
+    run = playbook(paths, "-l", "vps1")
+    assert run.returncode != 0
+    assert "vps1: the rollout moved this host to default-auth-only" in run.stdout, run.stdout[-3000:]
+    assert "sendmail_allow_pop_before_smtp_again" in run.stdout and "Nothing was changed" in run.stdout
+    assert recap(run.stdout)["vps1"]["changed"] == 0 and sha(vps1, "/etc/mail/sendmail.mc") == before
+    back = playbook(paths, "-l", "vps1", "-e", "sendmail_allow_pop_before_smtp_again=true")
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert "VERSIONID(`sendmail-fleet pop-before-smtp')" in maillab.sh(vps1, "cat /etc/mail/sendmail.mc")[1]
+
+
+def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_nothing(rollout, maillab, paths):
+    run = playbook(paths, "-e", "rollout_write_inventory=true", name="rollout-auth-only.yml")
+    assert run.returncode == 0, run.stdout[-4000:]
+    rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
+    assert rows["vps1"]["rollout_result"] == "switched"
+    written = paths.inventory.parent / "host_vars" / "vps1.yml"
+    assert "sendmail_variant: default-auth-only" in written.read_text()
+    site = playbook(paths)
+    assert site.returncode == 0, site.stdout[-4000:]
+    changed = {h: c["changed"] for h, c in recap(site.stdout).items()}
+    assert changed and all(v == 0 for v in changed.values()), changed
