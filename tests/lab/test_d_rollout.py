@@ -88,6 +88,9 @@ def rollout(maillab: MailLab, mail_results, paths):
     audit = playbook(paths, "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
+    # The readiness gate: without rollout_force, vps2 (alice relayed by POP-before-SMTP just now) is held.
+    gated = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
+    held = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
 
     maillab.sh(topo.get(BROKEN), "systemctl mask saslauthd")
     client2 = topo.get("client2")
@@ -99,12 +102,13 @@ def rollout(maillab: MailLab, mail_results, paths):
         assert planted.raw["ok"], f"the planted grant must open relay on {short} first: {planted.summary()}"
     submitter = Submitter(maillab)
     submitter.start()
-    run = playbook(paths, "-e", "rollout_max_fail_share=0.5", name="rollout-auth-only.yml")
+    # Forced: the lab's users relayed by POP-before-SMTP minutes ago, so the gate would hold those hosts.
+    run = playbook(paths, "-e", "rollout_max_fail_share=0.5", "-e", "rollout_force=true", name="rollout-auth-only.yml")
     submitter.stop.set()
     submitter.join(timeout=120)
     report = json.loads(REPORT.read_text())
     return {"run": run, "report": {h["inventory_hostname"]: h for h in report["hosts"]}, "audit": audit_data,
-            "submitter": submitter}
+            "submitter": submitter, "gated": gated, "held": held}
 
 
 def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollout):
@@ -112,6 +116,13 @@ def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollou
     assert pbs == {("vps1", "bob"), ("vps2", "alice")}
     auth = {(r["host"], r["user"]) for r in rollout["audit"]["relays"] if r["method"] == "smtp-auth"}
     assert ("vps3", "alice") in auth
+
+
+def test_a_host_whose_users_relayed_by_pop_before_smtp_lately_is_held_and_they_are_named(rollout, maillab):
+    held, client1 = rollout["held"], maillab.topo.get("client1").address
+    assert held["rollout_result"] == "held" and held["rollout_after"] == held["rollout_before"], held
+    assert f"alice from {client1}" in held["rollout_detail"] and "rollout_force" in held["rollout_detail"], held
+    assert rollout["gated"].returncode != 0  # a held host is not on SMTP-Auth only
 
 
 def test_the_run_reports_the_failed_host_and_fails(rollout):
@@ -175,7 +186,7 @@ def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rol
 
 def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_changes_nothing(rollout, maillab, paths):
     maillab.sh(maillab.topo.get(BROKEN), "systemctl unmask saslauthd")
-    again = playbook(paths, "-vvv", name="rollout-auth-only.yml")
+    again = playbook(paths, "-vvv", "-e", "rollout_force=true", name="rollout-auth-only.yml")
     assert again.returncode == 0, again.stdout[-4000:]
     secrets = [a.password for a in maillab.topo.accounts()]
     assert [p for p in secrets if p in again.stdout] == [], "a password in the -vvv output of the rollout"
@@ -214,7 +225,7 @@ def test_site_does_not_bring_pop_before_smtp_back_to_a_switched_host_unless_told
 
 
 def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_nothing(rollout, maillab, paths):
-    run = playbook(paths, "-e", "rollout_write_inventory=true", name="rollout-auth-only.yml")
+    run = playbook(paths, "-e", "rollout_write_inventory=true", "-e", "rollout_force=true", name="rollout-auth-only.yml")
     assert run.returncode == 0, run.stdout[-4000:]
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
     assert rows["vps1"]["rollout_result"] == "switched"
