@@ -75,16 +75,21 @@ def rollout(maillab: MailLab, mail_results, paths):
     since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=2)).isoformat(timespec="seconds")
     carol = topo.by_role("mx")[0].accounts[0]
     # The test's own traffic: bob by POP-before-SMTP on vps1 (from client2), alice on vps2 (client1),
-    # alice by SMTP-Auth on vps3.
+    # alice by SMTP-Auth on vps3. The audit counts relayed mail by its delivery line, so wait until each
+    # message is in carol's mailbox (mx makes the VPSes wait out its greet pause first).
+    mx, sent = topo.by_role("mx")[0], []
     for client, vps_name, who in (("client2", "vps1", 1), ("client1", "vps2", 0)):
         vps = topo.get(vps_name)
         acct = vps.accounts[who]
         assert maillab.pop3(client, vps, acct.user, acct.password)["ok"]
+        sent.append(token())
         assert maillab.smtp(client, vps, port=25, mail_from=acct.address, rcpt=[carol.address],
-                            data=message(token())).raw["ok"]
+                            data=message(sent[-1])).raw["ok"]
     vps3 = topo.get("vps3")
+    sent.append(token())
     assert maillab.smtp("client1", vps3, port=587, starttls=True, auth=["PLAIN", "alice", vps3.accounts[0].password],
-                        mail_from=vps3.accounts[0].address, rcpt=[carol.address], data=message(token())).raw["ok"]
+                        mail_from=vps3.accounts[0].address, rcpt=[carol.address], data=message(sent[-1])).raw["ok"]
+    assert all(maillab.wait_for_mail(mx, "/var/mail/carol", tok) for tok in sent)
     audit = playbook(paths, "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
