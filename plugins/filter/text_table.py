@@ -54,7 +54,7 @@ _value:
 
 def align(rows: Sequence[Sequence[Any]], sep: str = "  ", rule: str | None = None) -> list[str]:
     """Left-align every column of `rows` (the first is the header); with `rule`, dashes go under the header."""
-    cells = [[str(v) for v in row] for row in rows]
+    cells = [[" ".join(str(v).split("\n")).replace("\r", " ") for v in row] for row in rows]  # a row stays one line
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     lines = [sep.join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     if rule is not None:

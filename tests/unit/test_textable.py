@@ -7,6 +7,11 @@ def test_columns_line_up_and_trailing_space_is_trimmed():
     assert align([("A", "BB"), ("CCC", "D")]) == ["A    BB", "CCC  D"]
 
 
+def test_a_cell_with_line_breaks_stays_on_its_row():
+    assert align([("HOST", "DETAIL"), ("vps6", "failed:\nExecuting: x\n-> Failed")]) == [
+        "HOST  DETAIL", "vps6  failed: Executing: x -> Failed"]
+
+
 def test_a_rule_goes_under_the_header():
     assert align([("VPS", "X"), ("vps10", "ok")], " | ", rule="-+-") == ["VPS   | X", "------+---", "vps10 | ok"]
 
