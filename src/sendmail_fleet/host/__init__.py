@@ -15,6 +15,7 @@ HELPERS: dict[str, Path] = {
     "pop_before_smtp": repo_root() / "roles" / "pop_before_smtp" / "files" / "pop_before_smtp.py",
     "relay_audit": repo_root() / "roles" / "audit" / "files" / "relay_audit.py",
     "mailprobe": repo_root() / "roles" / "rollout" / "files" / "mailprobe.py",
+    "sendmail_switch": repo_root() / "roles" / "sendmail" / "files" / "sendmail_switch.py",
 }
 
 

@@ -1,0 +1,414 @@
+#!/usr/bin/python3 -IS
+"""Switch sendmail's config on the host as one transaction, and tell whether what runs is what was built.
+
+  sendmail-switch apply SPEC     back up the live sendmail.mc/.cf, install the checked staged pair, restart,
+                                 verify (greetings, STARTTLS, AUTH offered as the variant promises); on any
+                                 failure put the backup back, restart and verify that.
+  sendmail-switch restart SPEC   restart and verify (after a certificate or SASL change).
+  sendmail-switch check SPEC     read-only: does the live .cf match what the live .mc compiles to, did the
+                                 running daemon start after the .cf was installed, is a switch unfinished.
+  sendmail-switch detached apply|restart SPEC
+                                 run apply or restart as a systemd unit of its own, wait for it and print its
+                                 result: the transaction finishes even if the SSH session or the controller dies.
+
+SPEC is one JSON object (no secret is ever in it): {"mail_dir", "state_dir", "greet": [[host, port], ...],
+"offers": {"PORT": {"starttls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds}. "auth" lists the
+mechanisms the port must offer after STARTTLS ([] for none; null: not checked).
+
+A journal (STATE_DIR/switch.json) is written before the live files change and removed when the transaction
+has ended: a switch that died half-way (host crash, killed unit) is reported by `check` as unfinished, and
+the next `apply` keeps the backup that journal names instead of backing up a half-switched config.
+
+Prints one JSON object. Exit status: 0 done, 1 failed (for apply: the rollback failed too), 2 bad usage,
+3 the new config failed and the previous one is back and verified.
+Standard library only: this runs on the VPS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FILES = ("sendmail.mc", "sendmail.cf")  # in install order: Debian's Makefile rebuilds a .cf older than its .mc
+UNIT = "sendmail-fleet-switch"
+PIDFILE = "/run/sendmail/mta/sendmail.pid"
+# Lines m4 writes from the build's circumstances (who, where, when), not from the .mc.
+_VOLATILE = re.compile(r"^##### (built by |in )")
+# The variant the role wrote into the .mc it rendered (VERSIONID(`sendmail-fleet VARIANT')).
+_VERSIONID = re.compile(r"^VERSIONID\(`sendmail-fleet ([^'\s]+)'\)", re.M)
+
+
+class SwitchError(Exception):
+    """One step of the transaction failed; the message says which and why."""
+
+
+@dataclass
+class Spec:
+    mail_dir: Path
+    state_dir: Path
+    greet: list[tuple[str, int]] = field(default_factory=list)
+    offers: dict[int, dict] = field(default_factory=dict)
+    timeout: float = 30.0
+
+    @classmethod
+    def parse(cls, text: str) -> Spec:
+        raw = json.loads(text)
+        return cls(
+            mail_dir=Path(raw.get("mail_dir", "/etc/mail")),
+            state_dir=Path(raw.get("state_dir", "/var/lib/sendmail-fleet")),
+            greet=[(str(h), int(p)) for h, p in raw.get("greet", [["127.0.0.1", 25]])],
+            offers={int(p): dict(o) for p, o in raw.get("offers", {}).items()},
+            timeout=float(raw.get("timeout", 30)),
+        )
+
+    @property
+    def journal(self) -> Path:
+        return self.state_dir / "switch.json"
+
+    @property
+    def backup(self) -> Path:
+        return self.state_dir / "previous"
+
+    @property
+    def staging(self) -> Path:
+        return self.state_dir / "staging"
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+
+def _write_atomic(dest: Path, data: bytes, mode: int = 0o644, group: str | None = None) -> None:
+    """Write beside dest and rename over it: a reader (or a crash) sees the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        if group is not None and os.geteuid() == 0:
+            shutil.chown(tmp, "root", group)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _copy_pair(src: Path, dst: Path, group: str | None) -> None:
+    for name in FILES:
+        _write_atomic(dst / name, (src / name).read_bytes(), group=group)
+
+
+def _group_of(path: Path) -> str | None:
+    try:
+        import grp
+
+        return grp.getgrgid(path.stat().st_gid).gr_name
+    except (KeyError, OSError):
+        return None
+
+
+def normalized_cf(text: str) -> list[str]:
+    """A .cf's lines without those that record the build (user, host, date, folder): two builds of one .mc
+    compare equal."""
+    return [line for line in text.splitlines() if not _VOLATILE.match(line)]
+
+
+def first_difference(a: str, b: str) -> str:
+    """The first line where two .cf texts differ (after normalizing), for a message a person can act on."""
+    la, lb = normalized_cf(a), normalized_cf(b)
+    for x, y in zip(la, lb, strict=False):
+        if x != y:
+            return f"live: {x!r} / compiled: {y!r}"
+    return f"live has {len(la)} lines, compiled {len(lb)}"
+
+
+# --- the journal ------------------------------------------------------------------------------------------
+
+
+def read_journal(spec: Spec) -> dict | None:
+    try:
+        return json.loads(spec.journal.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"state": "unreadable"}
+
+
+def _journal(spec: Spec, **entry: object) -> None:
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(spec.journal, json.dumps({**entry, "pid": os.getpid(), "at": time.time()}).encode(), 0o600)
+
+
+# --- the daemon -------------------------------------------------------------------------------------------
+
+
+def daemon_started(pidfile: str = PIDFILE) -> float | None:
+    """When the running sendmail daemon started (epoch seconds), from its pid file and /proc; None if none."""
+    try:
+        pid = int(Path(pidfile).read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return btime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _run(argv: list[str], ok: Iterable[int] = (0,)) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if proc.returncode not in ok:
+        raise SwitchError(f"{' '.join(argv)} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:300]}")
+    return proc
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _greeting(host: str, port: int, deadline: float) -> str:
+    """Wait (until deadline) for an SMTP greeting on host:port; return it or raise."""
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=max(1.0, deadline - time.monotonic())) as s:
+                s.settimeout(max(1.0, deadline - time.monotonic()))
+                line = s.makefile("rb").readline().decode(errors="replace").strip()
+            if line.startswith("220"):
+                return line
+            last = line or "connection closed before a greeting"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.2)
+    raise SwitchError(f"{host}:{port} gave no 220 greeting: {last}")
+
+
+def _offer(port: int) -> dict:
+    """What sendmail offers on a port: STARTTLS, and AUTH mechanisms after STARTTLS. Read-only: EHLO only."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
+        s.ehlo("localhost")
+        out: dict = {"starttls": s.has_extn("starttls"), "auth": None}
+        if out["starttls"]:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the offer is checked, not the certificate
+            s.starttls(context=ctx)
+            s.ehlo("localhost")
+        out["auth"] = sorted(s.esmtp_features.get("auth", "").split()) if out["starttls"] else None
+        return out
+
+
+@dataclass
+class System:
+    """What the transaction does to the running system; tests replace it."""
+
+    spec: Spec
+
+    def restart(self) -> None:
+        _run(["systemctl", "stop", "sendmail"])
+        # Debian's init script can leave a daemon on the ports: end it, or the old .cf keeps answering.
+        _run(["pkill", "-TERM", "-x", "sendmail-mta"], ok=(0, 1))
+        deadline = time.monotonic() + 15
+        while _port_open("127.0.0.1", 25):
+            if time.monotonic() > deadline:
+                raise SwitchError("port 25 is still in use after sendmail stopped: another program holds it "
+                                  "(see `ss -ltnp`; a leftover exim4 or postfix daemon?)")
+            time.sleep(0.1)
+        _run(["systemctl", "start", "sendmail"])
+
+    def verify(self) -> None:
+        deadline = time.monotonic() + self.spec.timeout
+        for host, port in self.spec.greet:
+            _greeting(host, port, deadline)
+        for port, want in sorted(self.spec.offers.items()):
+            got = _offer(port)
+            if want.get("starttls") and not got["starttls"]:
+                raise SwitchError(f"port {port} offers no STARTTLS")
+            if want.get("auth") is not None and got["auth"] is not None and got["auth"] != sorted(want["auth"]):
+                raise SwitchError(f"port {port} offers AUTH {' '.join(got['auth']) or 'none'} after STARTTLS, "
+                                  f"the variant promises {' '.join(sorted(want['auth'])) or 'none'}")
+
+
+# --- the commands -----------------------------------------------------------------------------------------
+
+
+def apply(spec: Spec, system: System) -> tuple[int, dict]:
+    """Install the staged pair as one transaction; see the module's doc."""
+    t0 = time.monotonic()
+    steps: list[str] = []
+    live, backup = spec.mail_dir, spec.backup
+    for name in FILES:
+        if not (spec.staging / name).is_file():
+            return 1, {"result": "failed", "detail": f"no staged {name} in {spec.staging}: nothing was changed"}
+    group = _group_of(live / "sendmail.cf") or "smmsp"
+    unfinished = read_journal(spec)
+    if unfinished and unfinished.get("state") in ("installing", "restarting", "rolling-back"):
+        # A switch died half-way: the live pair may be the unverified new one; the backup it made is the good one.
+        steps.append(f"an unfinished switch ({unfinished.get('state')}) left its backup: kept")
+        has_backup = bool(unfinished.get("backup"))
+    else:
+        has_backup = all((live / n).is_file() for n in FILES)
+        _journal(spec, state="backing-up", backup=False)
+        if has_backup:
+            try:
+                backup.mkdir(parents=True, exist_ok=True)
+                _copy_pair(live, backup, group)
+            except OSError as e:
+                spec.journal.unlink(missing_ok=True)
+                return 1, {"result": "failed", "detail": f"backup failed ({e}): nothing was changed"}
+            steps.append("backed up")
+    _journal(spec, state="installing", backup=has_backup)
+    try:
+        _copy_pair(spec.staging, live, group)
+        steps.append("installed")
+        _journal(spec, state="restarting", backup=has_backup)
+        system.restart()
+        steps.append("restarted")
+        system.verify()
+        steps.append("verified")
+    except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e:
+        why = str(e) or type(e).__name__
+        if not has_backup:
+            spec.journal.unlink(missing_ok=True)
+            return 1, {"result": "failed", "detail": f"{why}; there was no previous config to put back",
+                       "steps": steps}
+        _journal(spec, state="rolling-back", backup=True)
+        try:
+            _copy_pair(backup, live, group)
+            system.restart()
+            system.verify()
+        except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e2:
+            return 1, {"result": "rollback-failed", "detail": f"{why}; putting the previous config back failed: "
+                       f"{e2}", "steps": steps}
+        spec.journal.unlink(missing_ok=True)
+        return 3, {"result": "rolled-back", "detail": why, "steps": [*steps, "previous config back, verified"],
+                   "seconds": round(time.monotonic() - t0, 1)}
+    spec.journal.unlink(missing_ok=True)
+    return 0, {"result": "switched", "steps": steps, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def restart(spec: Spec, system: System) -> tuple[int, dict]:
+    t0 = time.monotonic()
+    try:
+        system.restart()
+        system.verify()
+    except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e:
+        return 1, {"result": "failed", "detail": str(e) or type(e).__name__}
+    return 0, {"result": "restarted", "seconds": round(time.monotonic() - t0, 1)}
+
+
+def compile_mc(mc: Path) -> str:
+    """What m4 makes of a .mc (in its own folder, as Debian's Makefile runs it); raise on any m4 complaint."""
+    proc = subprocess.run(["m4", mc.name], cwd=mc.parent, capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0 or proc.stderr.strip():
+        raise SwitchError(f"m4 {mc} failed: {proc.stderr.strip()[:300]}")
+    return proc.stdout
+
+
+def check(spec: Spec, pidfile: str = PIDFILE, compile_: Callable[[Path], str] = compile_mc) -> dict:
+    """Read-only: the facts the role and the fleet report act on."""
+    mc, cf = spec.mail_dir / "sendmail.mc", spec.mail_dir / "sendmail.cf"
+    try:
+        m = _VERSIONID.search(mc.read_text(errors="replace"))
+    except OSError:
+        m = None
+    out: dict = {"live": m.group(1) if m else "?", "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
+                 "daemon_started": daemon_started(pidfile), "cf_installed": None, "daemon_older_than_cf": False,
+                 "unfinished": None}
+    journal = read_journal(spec)
+    if journal is not None:
+        pid = journal.get("pid")
+        alive = isinstance(pid, int) and Path(f"/proc/{pid}").exists()
+        out["unfinished"] = {"state": journal.get("state"), "running": alive}
+    if not out["cf_exists"]:
+        out["difference"] = f"{cf} is missing"
+        return out
+    out["cf_installed"] = cf.stat().st_mtime
+    if out["daemon_started"] is not None:
+        out["daemon_older_than_cf"] = out["daemon_started"] < out["cf_installed"]
+    try:
+        compiled, live = compile_(mc), cf.read_text(errors="replace")
+    except (SwitchError, OSError) as e:
+        out["difference"] = str(e)
+        return out
+    out["cf_matches_mc"] = normalized_cf(live) == normalized_cf(compiled)
+    if not out["cf_matches_mc"]:
+        out["difference"] = first_difference(live, compiled)
+    return out
+
+
+def detached(command: str, spec_text: str, argv0: str) -> tuple[int, dict]:
+    """Run `command` as a systemd unit of its own (not part of the SSH session) and wait for its result.
+
+    If a unit from an earlier run is still at work (its controller died), wait for it first."""
+    spec = Spec.parse(spec_text)
+    if shutil.which("systemd-run") is None or not Path("/run/systemd/system").is_dir():
+        code, out = COMMANDS[command](spec, System(spec))
+        return code, {**out, "detached": False}
+    result = spec.state_dir / "switch-result.json"
+    deadline = time.monotonic() + 600
+    while subprocess.run(["systemctl", "is-active", "--quiet", f"{UNIT}.service"], check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            return 1, {"result": "failed", "detail": f"{UNIT}.service from an earlier run is still active"}
+        time.sleep(0.5)
+    result.unlink(missing_ok=True)
+    proc = subprocess.run(
+        ["systemd-run", f"--unit={UNIT}", "--collect", "--wait", "--quiet", "--service-type=exec",
+         "-p", "TimeoutStartSec=infinity", sys.executable, "-IS", argv0, command, spec_text, "--result", str(result)],
+        capture_output=True, text=True, check=False)
+    try:
+        out = json.loads(result.read_text())
+    except (OSError, ValueError):
+        return 1, {"result": "failed", "detail": f"systemd-run exited {proc.returncode} without a result: "
+                   f"{proc.stderr.strip()[:300]}"}
+    return int(out.pop("exit", proc.returncode)), {**out, "detached": True}
+
+
+COMMANDS: dict[str, Callable[[Spec, System], tuple[int, dict]]] = {"apply": apply, "restart": restart}
+
+
+def main(argv: list[str]) -> int:
+    args = list(argv[1:])
+    result_file = None
+    if "--result" in args:
+        i = args.index("--result")
+        result_file = args[i + 1]
+        del args[i:i + 2]
+    try:
+        if len(args) == 3 and args[0] == "detached" and args[1] in COMMANDS:
+            code, out = detached(args[1], args[2], os.path.abspath(argv[0]))
+        elif len(args) == 2 and args[0] in COMMANDS:
+            spec = Spec.parse(args[1])
+            code, out = COMMANDS[args[0]](spec, System(spec))
+        elif len(args) == 2 and args[0] == "check":
+            code, out = 0, check(Spec.parse(args[1]))
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"sendmail-switch: bad SPEC: {e}", file=sys.stderr)
+        return 2
+    if result_file:
+        _write_atomic(Path(result_file), json.dumps({**out, "exit": code}).encode(), 0o600)
+    print(json.dumps(out))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,186 @@
+"""The host-side switch transaction (roles/sendmail/files/sendmail_switch.py), against files in a temporary
+folder and a stand-in for the running daemon. The lab tests prove it on real hosts (and with the controller
+killed half-way)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sendmail_fleet.host import load
+
+sw = load("sendmail_switch")
+
+OLD_MC = "VERSIONID(`sendmail-fleet default')dnl\nold mc\n"
+CF_HEAD = "#####\n##### built by {who} on {when}\n##### in {where}\n#####\n"
+
+
+def cf(body: str, who: str = "root@a", when: str = "Mon", where: str = "/") -> str:
+    return CF_HEAD.format(who=who, when=when, where=where) + body
+
+
+@dataclass
+class FakeSystem:
+    """The daemon: a restart "loads" the live .cf; verify fails while the loaded .cf says BROKEN."""
+
+    spec: object
+    fail_restart_on: str = "no such text"
+    restarts: int = 0
+    loaded: list[str] = field(default_factory=list)
+
+    def restart(self) -> None:
+        self.restarts += 1
+        text = (self.spec.mail_dir / "sendmail.cf").read_text()
+        if self.fail_restart_on in text:
+            raise sw.SwitchError("systemctl start sendmail exited 1")
+        self.loaded.append(text)
+
+    def verify(self) -> None:
+        if "BROKEN" in self.loaded[-1]:
+            raise sw.SwitchError("127.0.0.1:25 gave no 220 greeting: Connection refused")
+
+
+@pytest.fixture
+def spec(tmp_path: Path):
+    live, state = tmp_path / "etc-mail", tmp_path / "state"
+    (state / "staging").mkdir(parents=True)
+    live.mkdir()
+    (live / "sendmail.mc").write_text("VERSIONID(`sendmail-fleet default')dnl\nold mc\n")
+    (live / "sendmail.cf").write_text(cf("O LogLevel=9\n"))
+    (state / "staging" / "sendmail.mc").write_text("new mc\n")
+    (state / "staging" / "sendmail.cf").write_text(cf("O LogLevel=10\n"))
+    return sw.Spec(mail_dir=live, state_dir=state)
+
+
+def live(spec) -> tuple[str, str]:
+    return (spec.mail_dir / "sendmail.mc").read_text(), (spec.mail_dir / "sendmail.cf").read_text()
+
+
+def test_a_good_config_is_installed_restarted_and_verified_and_the_old_one_kept(spec):
+    system = FakeSystem(spec)
+    code, out = sw.apply(spec, system)
+    assert (code, out["result"]) == (0, "switched")
+    assert out["steps"] == ["backed up", "installed", "restarted", "verified"]
+    assert live(spec) == ("new mc\n", cf("O LogLevel=10\n"))
+    assert (spec.backup / "sendmail.mc").read_text() == OLD_MC
+    assert not spec.journal.exists()
+
+
+def test_a_config_that_fails_verification_is_rolled_back_and_the_old_one_verified(spec):
+    (spec.staging / "sendmail.cf").write_text(cf("BROKEN\n"))
+    system = FakeSystem(spec)
+    code, out = sw.apply(spec, system)
+    assert (code, out["result"]) == (3, "rolled-back")
+    assert "no 220 greeting" in out["detail"]
+    assert live(spec) == (OLD_MC, cf("O LogLevel=9\n"))
+    assert system.restarts == 2 and "LogLevel=9" in system.loaded[-1]
+    assert not spec.journal.exists()
+
+
+def test_a_failed_rollback_is_reported_and_leaves_the_journal_for_the_next_run(spec):
+    (spec.staging / "sendmail.cf").write_text(cf("BROKEN\n"))
+    system = FakeSystem(spec, fail_restart_on="LogLevel=9")
+    code, out = sw.apply(spec, system)
+    assert (code, out["result"]) == (1, "rollback-failed")
+    assert json.loads(spec.journal.read_text())["state"] == "rolling-back"
+
+
+def test_after_a_switch_that_died_half_way_the_next_apply_keeps_the_good_backup(spec):
+    # The first switch installed the new pair and died before verifying (its process is gone).
+    sw.apply(spec, FakeSystem(spec))  # backup = old, live = new
+    spec.journal.write_text(json.dumps({"state": "restarting", "backup": True, "pid": 2**22 + 1}))
+    (spec.mail_dir / "sendmail.cf").write_text(cf("BROKEN half-switched\n"))
+    (spec.staging / "sendmail.cf").write_text(cf("BROKEN\n"))
+    code, out = sw.apply(spec, FakeSystem(spec))
+    assert code == 3
+    assert out["steps"][0].startswith("an unfinished switch (restarting) left its backup")
+    assert live(spec) == (OLD_MC, cf("O LogLevel=9\n")), "the backup of the half-switched pair was not taken"
+
+
+def test_a_backup_that_cannot_be_made_stops_the_switch_before_the_live_files_change(spec):
+    spec.backup.write_text("a file where the backup folder should be")
+    code, out = sw.apply(spec, FakeSystem(spec))
+    assert (code, out["result"]) == (1, "failed")
+    assert "backup failed" in out["detail"] and "nothing was changed" in out["detail"]
+    assert live(spec) == (OLD_MC, cf("O LogLevel=9\n"))
+    assert not spec.journal.exists()
+
+
+def test_without_a_staged_pair_nothing_changes(spec):
+    (spec.staging / "sendmail.cf").unlink()
+    code, out = sw.apply(spec, FakeSystem(spec))
+    assert code == 1 and "no staged sendmail.cf" in out["detail"]
+    assert live(spec)[0] == OLD_MC
+
+
+def test_a_restart_reports_a_daemon_that_does_not_come_back(spec):
+    (spec.mail_dir / "sendmail.cf").write_text(cf("BROKEN\n"))
+    code, out = sw.restart(spec, FakeSystem(spec))
+    assert (code, out["result"]) == (1, "failed") and "greeting" in out["detail"]
+
+
+def test_two_builds_of_one_mc_compare_equal_whoever_built_them_and_when():
+    a = cf("O LogLevel=10\nR$* $#local\n", who="root@x", when="Mon Jan 1")
+    b = cf("O LogLevel=10\nR$* $#local\n", who="admin@y", when="Fri Nov 27", where="/etc/mail")
+    assert sw.normalized_cf(a) == sw.normalized_cf(b)
+    c = cf("O LogLevel=9\nR$* $#local\n")
+    assert sw.normalized_cf(a) != sw.normalized_cf(c)
+    assert sw.first_difference(c, a) == "live: 'O LogLevel=9' / compiled: 'O LogLevel=10'"
+
+
+def test_check_flags_a_hand_edited_cf_and_names_the_line(spec):
+    (spec.mail_dir / "sendmail.cf").write_text(cf("O LogLevel=10\nO MaxDaemonChildren=0\n"))
+    out = sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: cf("O LogLevel=10\nO MaxDaemonChildren=40\n"))
+    assert out["cf_exists"] and not out["cf_matches_mc"]
+    assert "MaxDaemonChildren=0" in out["difference"]
+    assert out["daemon_started"] is None and not out["daemon_older_than_cf"]
+
+
+def test_check_accepts_a_cf_built_from_its_mc(spec):
+    out = sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: cf("O LogLevel=9\n", who="other@host"))
+    assert out["cf_matches_mc"] and out["difference"] == "" and out["unfinished"] is None
+    assert out["live"] == "default", "the variant the live .mc was rendered for"
+
+
+def test_check_reports_a_missing_cf_and_an_m4_failure(spec):
+    def m4_fails(mc: Path) -> str:
+        raise sw.SwitchError("m4 sendmail.mc failed: m4:sendmail.mc:3: cannot open `nothere.m4'")
+
+    assert "cannot open" in sw.check(spec, pidfile="/nonexistent", compile_=m4_fails)["difference"]
+    (spec.mail_dir / "sendmail.cf").unlink()
+    out = sw.check(spec, pidfile="/nonexistent")
+    assert not out["cf_exists"] and "missing" in out["difference"]
+
+
+def test_check_sees_a_daemon_started_before_the_cf_was_installed(spec, tmp_path: Path):
+    pidfile = tmp_path / "sendmail.pid"
+    pidfile.write_text(f"{os.getpid()}\n/usr/sbin/sendmail-mta -bd\n")  # this test process plays the daemon
+    started = sw.daemon_started(str(pidfile))
+    assert started is not None and abs(started - time.time()) < 24 * 3600 * 365
+    same = lambda mc: cf("O LogLevel=9\n")  # noqa: E731
+    os.utime(spec.mail_dir / "sendmail.cf", (started - 60, started - 60))
+    assert not sw.check(spec, pidfile=str(pidfile), compile_=same)["daemon_older_than_cf"]
+    os.utime(spec.mail_dir / "sendmail.cf", (started + 60, started + 60))
+    assert sw.check(spec, pidfile=str(pidfile), compile_=same)["daemon_older_than_cf"]
+
+
+def test_check_reports_a_switch_whose_process_is_gone_as_unfinished(spec):
+    spec.journal.write_text(json.dumps({"state": "installing", "backup": True, "pid": 2**22 + 1}))
+    out = sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: "")
+    assert out["unfinished"] == {"state": "installing", "running": False}
+    spec.journal.write_text(json.dumps({"state": "restarting", "backup": True, "pid": os.getpid()}))
+    assert sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: "")["unfinished"]["running"] is True
+
+
+def test_the_spec_is_read_with_its_defaults_and_bad_usage_exits_2(capsys):
+    spec = sw.Spec.parse('{"offers": {"587": {"starttls": true, "auth": ["PLAIN"]}}}')
+    assert spec.mail_dir == Path("/etc/mail") and spec.greet == [("127.0.0.1", 25)]
+    assert spec.offers == {587: {"starttls": True, "auth": ["PLAIN"]}}
+    assert sw.main(["sendmail-switch", "apply", "{not json"]) == 2
+    assert sw.main(["sendmail-switch", "frobnicate"]) == 2
+    assert "bad SPEC" in capsys.readouterr().err
