@@ -156,16 +156,18 @@ def _journal(spec: Spec, **entry: object) -> None:
 
 
 def daemon_started(pidfile: str = PIDFILE) -> float | None:
-    """When the running sendmail daemon started (epoch seconds), from its pid file and /proc; None if none."""
+    """When the running sendmail daemon started (epoch seconds), None if none runs.
+
+    The daemon writes its pid file as it starts: the file's mtime is on the same clock as the .cf's mtime, which
+    the process start time in /proc is not (it counts from boot, and the boot time shifts when the clock is set)."""
+    path = Path(pidfile)
     try:
-        pid = int(Path(pidfile).read_text().split()[0])
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                     if line.startswith("btime "))
-    except (OSError, ValueError, IndexError, StopIteration):
+        pid = int(path.read_text().split()[0])
+        if not Path(f"/proc/{pid}").is_dir():
+            return None
+        return path.stat().st_mtime
+    except (OSError, ValueError, IndexError):
         return None
-    return btime + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _run(argv: list[str], ok: Iterable[int] = (0,)) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,133 @@
+"""A switch that outlives its controller, a half-finished switch repaired by the next run, and the fleet report
+that tells what each host runs against what the inventory asks for."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from sendmail_fleet import playbook as ansible_playbook
+from sendmail_fleet import repo_root
+from sendmail_fleet.mailcheck import Checks
+
+from .conftest import playbook, recap
+
+VPS = "vps5"  # default-procmail-lda-auth-only: no other lab test depends on its state
+REPORT = repo_root() / "reports" / "fleet-report.json"
+SWITCH_UNIT = "sendmail-fleet-switch"
+
+
+def until(condition, timeout: float, every: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+def live_state(maillab, node) -> dict:
+    code, out = maillab.sh(node, "/usr/local/lib/sendmail-fleet/sendmail-switch check '{}'")
+    assert code == 0, out
+    return json.loads(out)
+
+
+def fleet_report(paths) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
+    run = playbook(paths, name="fleet-report.yml")
+    return run, {h["host"]: h for h in json.loads(REPORT.read_text())["hosts"]}
+
+
+def test_killing_the_controller_mid_switch_leaves_the_host_serving_its_new_config(provisioned, maillab, paths):
+    node = provisioned.get(VPS)
+    # A real change (one .mc value), so site.yml switches the live config on the host.
+    argv = ansible_playbook.argv(paths.inventory, "site.yml", "-l", VPS, "-e", "sendmail_max_daemon_children=39")
+    controller = subprocess.Popen(argv, env=ansible_playbook.ansible_env(), cwd=repo_root(), start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        caught = until(lambda: maillab.sh(node, f"systemctl is-active {SWITCH_UNIT}")[1].strip() == "active", 600)
+    finally:
+        os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers
+        controller.wait()
+        # and the SSH master connections (ControlPersist runs them in sessions of their own; their titles name
+        # only a socket): the remote session ends, as when the controller's machine goes away
+        subprocess.run(["pkill", "-KILL", "-f", r"^ssh: .*\[mux\]"], check=False)
+    assert caught, "the switch never started on the host"
+    assert until(lambda: maillab.sh(node, f"systemctl is-active {SWITCH_UNIT}")[1].strip() != "active", 120)
+    state = live_state(maillab, node)
+    assert state["unfinished"] is None and state["cf_matches_mc"], state
+    assert not state["daemon_older_than_cf"], state
+    assert "confMAX_DAEMON_CHILDREN', `39'" in maillab.sh(node, "cat /etc/mail/sendmail.mc")[1]
+    assert Checks(maillab, node).local_delivery().passed
+    # The next run (the inventory's value again) changes the config back like any other change.
+    again = playbook(paths, "-l", VPS)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "confMAX_DAEMON_CHILDREN', `40'" in maillab.sh(node, "cat /etc/mail/sendmail.mc")[1]
+
+
+def test_a_switch_that_died_on_the_host_half_way_is_reported_and_finished_by_the_next_run(provisioned, maillab,
+                                                                                          paths):
+    node = provisioned.get(VPS)
+    # What a host crash between installing the files and restarting leaves: a journal whose process is gone,
+    # a live .cf that is not what the .mc builds, and sendmail stopped.
+    maillab.sh(node, "sed -i 's/^O MaxDaemonChildren=.*/O MaxDaemonChildren=7/' /etc/mail/sendmail.cf"
+                     " && printf '{\"state\": \"restarting\", \"backup\": true, \"pid\": 4194000}'"
+                     " > /var/lib/sendmail-fleet/switch.json && systemctl stop sendmail")
+    report, rows = fleet_report(paths)
+    assert report.returncode != 0
+    problems = " ".join(rows[VPS]["problems"])
+    assert "a switch did not finish (restarting)" in problems and "sendmail is not running" in problems, problems
+    assert "MaxDaemonChildren=7" in problems, problems
+    run = playbook(paths, "-l", VPS)
+    assert run.returncode == 0, run.stdout[-3000:]
+    state = live_state(maillab, node)
+    assert state["unfinished"] is None and state["cf_matches_mc"] and not state["daemon_older_than_cf"], state
+    assert Checks(maillab, node).local_delivery().passed
+
+
+def test_a_cf_installed_by_hand_is_not_left_running_on_an_old_daemon(provisioned, maillab, paths):
+    node = provisioned.get(VPS)
+    # The same .cf, installed anew after the daemon started (cp, not a restart): the role restarts sendmail.
+    maillab.sh(node, "cp /etc/mail/sendmail.cf /tmp/cf && sleep 1 && cp /tmp/cf /etc/mail/sendmail.cf")
+    assert live_state(maillab, node)["daemon_older_than_cf"]
+    check = playbook(paths, "-l", VPS, "--check")
+    assert "the running daemon started before the live sendmail.cf was installed" in check.stdout
+    run = playbook(paths, "-l", VPS)
+    assert run.returncode == 0 and recap(run.stdout)[VPS]["changed"] >= 1, run.stdout[-3000:]
+    assert not live_state(maillab, node)["daemon_older_than_cf"]
+
+
+def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_changes_nothing(provisioned, maillab,
+                                                                                          paths):
+    edited, stopped = provisioned.get(VPS), provisioned.get("vps4")
+    maillab.sh(edited, "sed -i 's/^O MaxRecipientsPerMessage=.*/O MaxRecipientsPerMessage=5000/' /etc/mail/sendmail.cf")
+    maillab.sh(stopped, "systemctl stop dovecot")
+    run, rows = fleet_report(paths)
+    assert run.returncode != 0
+    assert all(c["changed"] == 0 for c in recap(run.stdout).values()), recap(run.stdout)
+    assert rows[VPS]["cf_matches_mc"] is False
+    assert any("MaxRecipientsPerMessage=5000" in p for p in rows[VPS]["problems"]), rows[VPS]
+    assert rows["vps4"]["services"]["dovecot"] != "running" and "dovecot is not running" in rows["vps4"]["problems"]
+    others = {h: r["problems"] for h, r in rows.items() if h not in (VPS, "vps4")}
+    assert all(p == [] for p in others.values()), others
+    for row in rows.values():
+        assert row["wanted"] == row["live"] == provisioned.get(row["host"]).variant, row
+        assert row["cert_days_left"] > 30 and row["queue"] >= 0
+    table = REPORT.with_suffix(".txt").read_text()
+    assert table.split()[:4] == ["HOST", "WANTED", "RECORDED", "LIVE"] and "DRIFT on 2 of" in table
+    # site.yml repairs both; then the report is clean and exits 0.
+    fix = playbook(paths, "-l", f"{VPS},vps4")
+    assert fix.returncode == 0, fix.stdout[-3000:]
+    run, rows = fleet_report(paths)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert all(r["problems"] == [] for r in rows.values()), rows
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lab_is_clean_afterwards(provisioned, paths):
+    yield
+    assert playbook(paths, "-l", f"{VPS},vps4").returncode == 0
