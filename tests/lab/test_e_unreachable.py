@@ -26,7 +26,7 @@ ROLLOUT = ("-e", f"target={','.join(HOSTS)}", "-e", "rollout_force=true", "-e", 
 @pytest.fixture(scope="module")
 def lost_mid_batch(maillab, paths):
     # Every host on a variant with POP-before-SMTP again (earlier tests may have switched them), on purpose.
-    back = playbook(paths, "-l", ",".join(HOSTS), "-e", "sendmail_variant=default", "-e", "sendmail_features=[]",
+    back = playbook(paths, "-l", ",".join(HOSTS), "-e", "sendmail_variant=default",
                     "-e", "sendmail_allow_pop_before_smtp_again=true")
     assert back.returncode == 0, back.stdout[-3000:]
     argv = ansible_playbook.argv(paths.inventory, "rollout-auth-only.yml", *ROLLOUT)
