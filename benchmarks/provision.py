@@ -3,7 +3,8 @@ run that changes nothing, and a rollout to SMTP-Auth only, on the default lab (5
 
 The lab's containers are made anew (the images are kept: building them is lab_up.py's measure). Each run is timed
 with the task_profile callback (plugins/callback/task_profile.py); the tables come from sendmail_fleet.profile.
-Run: .venv/bin/python benchmarks/provision.py [LABEL]   (LABEL names the results file: provision_LABEL.md)
+Run: .venv/bin/python benchmarks/provision.py [LABEL] [--from-raw]   (results: provision_LABEL.md; --from-raw
+makes the tables again from the raw profiles of an earlier run)
 """
 
 from __future__ import annotations
@@ -29,27 +30,34 @@ def profiled(paths: Paths, name: str, out: Path, *args: str) -> Profile:
     return Profile.load(out)
 
 
+RUNS = (("site.yml, first run on new containers", "site.yml", ()),
+        ("site.yml, second run (changes nothing)", "site.yml", ()),
+        ("rollout to SMTP-Auth only (rollout_force: the lab's users relayed minutes ago)", "rollout-auth-only.yml",
+         ("-e", "rollout_force=true")))
+
+
 def main() -> None:
-    label = sys.argv[1] if len(sys.argv) > 1 else "profile"
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    label = args[0] if args else "profile"
     paths, progress = Paths.default(), Progress()
     raw = paths.state / "profiles" / label  # the raw JSON stays out of the repository (~0.3 MB a run)
     raw.mkdir(parents=True, exist_ok=True)
-    with progress.step("a new lab (containers made anew, images kept)"):
-        down(paths, Progress(quiet=True))
-        topo = build()
-        up(topo, paths, progress)
-        save_topology(paths, topo)
-    runs = []
-    for title, name, args in (("site.yml, first run on new containers", "site.yml", ()),
-                              ("site.yml, second run (changes nothing)", "site.yml", ()),
-                              ("rollout to SMTP-Auth only (rollout_force: the lab's users relayed minutes ago)",
-                               "rollout-auth-only.yml", ("-e", "rollout_force=true"))):
-        with progress.step(title):
-            runs.append((title, profiled(paths, name, raw / f"{len(runs) + 1}.json", *args)))
+    if "--from-raw" in sys.argv:  # tables again from the profiles of an earlier run
+        runs = [(title, Profile.load(raw / f"{i}.json")) for i, (title, _, _) in enumerate(RUNS, 1)]
+    else:
+        with progress.step("a new lab (containers made anew, images kept)"):
+            down(paths, Progress(quiet=True))
+            topo = build()
+            up(topo, paths, progress)
+            save_topology(paths, topo)
+        runs = []
+        for i, (title, name, extra) in enumerate(RUNS, 1):
+            with progress.step(title):
+                runs.append((title, profiled(paths, name, raw / f"{i}.json", *extra)))
     lines = ["| run | wall s |", "|---|---|"] + [f"| {t} | {p.wall:.1f} |" for t, p in runs] + [""]
     for title, prof in runs:
         lines += report(prof, title)
-    lines.append("The raw profiles (task_profile JSON) are written to .lab/profiles/LABEL/ by the run.")
+    lines.append(f"The raw profiles (task_profile JSON) are in .lab/profiles/{label}/ after the run.")
     write(f"provision_{label}", "Provisioning profile: where the time goes", lines)
 
 

@@ -53,8 +53,14 @@ class Task:
         return self.action.rsplit(".", 1)[-1]
 
     @property
+    def bare(self) -> str:
+        """The task's own name, without the "role : " Ansible puts before the name of a role's task."""
+        prefix = f"{self.role} : "
+        return self.name[len(prefix):] if self.role and self.name.startswith(prefix) else self.name
+
+    @property
     def label(self) -> str:
-        return f"{self.role} : {self.name}" if self.role else self.name
+        return f"{self.role} : {self.bare}" if self.role else self.name
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,13 @@ class Profile:
         return cls(raw["wall"], tasks)
 
 
-def _is(name_prefixes: tuple[str, ...]) -> Callable[[Task], bool]:
-    return lambda t: t.name.startswith(name_prefixes)
-
-
 # Kinds of work, first match wins.
 KINDS: list[tuple[str, Callable[[Task], bool]]] = [
     ("packages (apt: index, download, dpkg)", lambda t: t.short_action in ("apt", "package")),
     ("sendmail switch and restarts (host-side transaction, handlers)",
-     lambda t: t.handler or t.name.startswith(("Deploy |", "Restart |"))),
+     lambda t: t.handler or t.bare.startswith(("Deploy |", "Restart |"))),
     ("m4 builds and sendmail checks", lambda t: t.role == "sendmail" and (
-        t.name.startswith(("Build |", "Variants |")) or "what the live sendmail.mc builds" in t.name)),
+        t.bare.startswith(("Build |", "Variants |")) or "what the live sendmail.mc builds" in t.bare)),
     ("services (start, enable, reload)", lambda t: t.short_action in ("service", "systemd", "systemd_service")),
     ("facts", lambda t: t.short_action in ("setup", "gather_facts", "service_facts")),
     ("controller-side only (set_fact, assert, debug, include)", lambda t: t.short_action in CONTROLLER_ONLY),

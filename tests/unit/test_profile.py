@@ -69,7 +69,8 @@ def test_the_callback_writes_nothing_unless_enabled(tmp_path):
 
 def task(name: str, action: str, walls: dict[str, float], role: str = "", handler: bool = False,
          changed: bool = False, start: float = 0.0) -> Task:
-    return Task("site", name, role, action, handler, start,
+    # Ansible names a role's task "role : name"
+    return Task("site", f"{role} : {name}" if role else name, role, action, handler, start,
                 tuple(Result(h, "ok", changed, start, start + w) for h, w in walls.items()))
 
 
