@@ -54,6 +54,10 @@ class SwitchError(Exception):
     """One step of the transaction failed; the message says which and why."""
 
 
+# What a step of the transaction can raise: each ends in a rollback or a reported failure, never a traceback.
+_FAILURES = (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError)
+
+
 @dataclass
 class Spec:
     mail_dir: Path
@@ -284,7 +288,7 @@ def apply(spec: Spec, system: System) -> tuple[int, dict]:
         steps.append("restarted")
         system.verify()
         steps.append("verified")
-    except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e:
+    except _FAILURES as e:
         why = str(e) or type(e).__name__
         if not has_backup:
             spec.journal.unlink(missing_ok=True)
@@ -295,7 +299,7 @@ def apply(spec: Spec, system: System) -> tuple[int, dict]:
             _copy_pair(backup, live, group)
             system.restart()
             system.verify()
-        except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e2:
+        except _FAILURES as e2:
             return 1, {"result": "rollback-failed", "detail": f"{why}; putting the previous config back failed: "
                        f"{e2}", "steps": steps}
         spec.journal.unlink(missing_ok=True)
@@ -310,7 +314,7 @@ def restart(spec: Spec, system: System) -> tuple[int, dict]:
     try:
         system.restart()
         system.verify()
-    except (SwitchError, OSError, smtplib.SMTPException, ssl.SSLError, subprocess.SubprocessError) as e:
+    except _FAILURES as e:
         return 1, {"result": "failed", "detail": str(e) or type(e).__name__}
     return 0, {"result": "restarted", "seconds": round(time.monotonic() - t0, 1)}
 
