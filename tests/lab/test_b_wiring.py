@@ -60,7 +60,7 @@ def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned
     run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
-    assert "sendmail : Build | Smoke-test the compiled .cf with sendmail itself" in ran
+    assert "sendmail : Build | Compile the staged sendmail.mc with m4 and check the .cf with sendmail itself" in ran
     assert "sendmail : Deploy | Install, restart and verify on the host; the previous config comes back on failure" in ran
     assert f"VERSIONID(`sendmail-fleet {vps3.variant}')" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
     assert Checks(maillab, vps3).auth_relay("PLAIN").passed

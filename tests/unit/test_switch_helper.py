@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,4 +191,79 @@ def test_the_spec_is_read_with_its_defaults_and_bad_usage_exits_2(capsys):
     assert spec.offers == {587: {"starttls": True, "auth": ["PLAIN"]}}
     assert sw.main(["sendmail-switch", "apply", "{not json"]) == 2
     assert sw.main(["sendmail-switch", "frobnicate"]) == 2
-    assert "bad SPEC" in capsys.readouterr().err
+    assert "bad arguments" in capsys.readouterr().err
+
+
+# `build`: m4 and sendmail are stand-ins (shell scripts first on PATH) that behave as the real ones do on the
+# inputs below: m4 complains on stderr but exits 0 for an unknown FEATURE; sendmail -bt exits 70 on a .cf it
+# cannot load and names the mailer /parse picks.
+FAKE_M4 = """#!/bin/sh
+if grep -q no_such_feature "$1"; then echo "m4: no_such_feature: not found" >&2; fi
+sed 's/^mc:/cf:/' "$1"
+"""
+FAKE_SENDMAIL = """#!/bin/sh
+cf="$2"
+if grep -q BROKEN "$cf"; then echo "$cf: line 1: unknown configuration line" >&2; exit 70; fi
+read line
+case "$line" in /parse*) if grep -q NOLOCAL "$cf"; then echo "mailer esmtp"; else echo "mailer local, user x"; fi;; esac
+exit 0
+"""
+
+
+@pytest.fixture
+def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("m4", FAKE_M4), ("sendmail", FAKE_SENDMAIL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sw, "MAIL_DIR", tmp_path)
+    return tmp_path
+
+
+def pair(folder: Path, name: str, mc_text: str) -> tuple[Path, Path]:
+    mc = folder / f"{name}.mc"
+    mc.write_text(mc_text)
+    return mc, folder / f"{name}.cf"
+
+
+def test_build_installs_a_cf_only_after_m4_and_sendmail_accept_it(tools: Path):
+    mc, cf = pair(tools, "default", "mc: good\n")
+    sw.build(mc, cf, "mail.example.test")
+    assert cf.read_text() == "cf: good\n" and not cf.with_name("default.cf.new").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mc: FEATURE(`no_such_feature')\n", "m4 refused"),
+    ("mc: BROKEN\n", "sendmail rejected the compiled default.cf (exit 70)"),
+    ("mc: NOLOCAL\n", "sendmail rejected the compiled default.cf (exit 0)"),
+], ids=["m4 complains", "sendmail cannot load it", "local mail not delivered locally"])
+def test_a_refused_build_leaves_the_old_cf_and_no_new_file(tools: Path, text: str, message: str):
+    mc, cf = pair(tools, "default", text)
+    cf.write_text("cf: old\n")
+    with pytest.raises(sw.SwitchError, match=re.escape(message)) as e:
+        sw.build(mc, cf, "mail.example.test")
+    assert "the live sendmail.cf is untouched" in str(e.value)
+    assert cf.read_text() == "cf: old\n" and not cf.with_name("default.cf.new").exists()
+
+
+def test_build_stale_rebuilds_only_missing_or_older_cfs_and_stops_at_the_first_failure(tools: Path, capsys):
+    fresh_mc, fresh_cf = pair(tools, "fresh", "mc: fresh\n")
+    fresh_cf.write_text("cf: kept\n")
+    os.utime(fresh_mc, (time.time() - 60, time.time() - 60))
+    missing_mc, missing_cf = pair(tools, "missing", "mc: missing\n")
+    code, out = sw.build_all(["mail.example.test", "--stale", str(fresh_mc), str(fresh_cf),
+                              str(missing_mc), str(missing_cf)])
+    assert (code, out) == (0, {"result": "built", "built": [str(missing_cf)]})
+    assert fresh_cf.read_text() == "cf: kept\n"
+    assert sw.build_all(["mail.example.test", "--stale", str(fresh_mc), str(fresh_cf)]) == (
+        0, {"result": "fresh", "built": []})
+
+    broken_mc, broken_cf = pair(tools, "broken", "mc: BROKEN\n")
+    assert sw.main(["sendmail-switch", "build", "mail.example.test", str(broken_mc), str(broken_cf),
+                    str(fresh_mc), str(fresh_cf)]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["built"] == [] and "sendmail rejected the compiled broken.cf" in captured.err
+    assert fresh_cf.read_text() == "cf: kept\n"  # not reached: the first failure ends the run
+    assert sw.main(["sendmail-switch", "build", "mail.example.test", str(broken_mc)]) == 2

@@ -7,6 +7,10 @@
   sendmail-switch restart SPEC   restart and verify (after a certificate or SASL change).
   sendmail-switch check SPEC     read-only: does the live .cf match what the live .mc compiles to, did the
                                  running daemon start after the .cf was installed, is a switch unfinished.
+  sendmail-switch build FQDN [--stale] MC CF [MC CF ...]
+                                 compile each MC with m4 into CF.new, check it with sendmail itself (it loads,
+                                 it routes postmaster@FQDN to a local mailer) and only then rename it to CF;
+                                 --stale: only the pairs whose CF is missing or older than its MC.
   sendmail-switch detached apply|restart SPEC
                                  run apply or restart as a systemd unit of its own, wait for it and print its
                                  result: the transaction finishes even if the SSH session or the controller dies.
@@ -359,6 +363,62 @@ def check(spec: Spec, pidfile: str = PIDFILE, compile_: Callable[[Path], str] = 
     return out
 
 
+MAIL_DIR = Path("/etc/mail")  # m4 runs here, as Debian's Makefile runs it
+UNTOUCHED = "Nothing was installed: the live sendmail.cf is untouched."
+_LOCAL_MAILER = re.compile(r"mailer (local|procmail)")
+
+
+def _sendmail_test(cf: Path, stdin: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    # Address test mode loads the whole .cf (exit 70 on a broken, empty or truncated file); the input ends with a
+    # line, so test mode never waits for more.
+    return subprocess.run(["sendmail", "-C", str(cf), "-bt", *flags], input=stdin + "\n", capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def build(mc: Path, cf: Path, fqdn: str) -> None:
+    """Compile mc into cf: the .cf appears (atomically) only when m4 said nothing and sendmail loads it and
+    delivers local mail locally; raise SwitchError saying why otherwise."""
+    m4 = subprocess.run(["m4", str(mc)], cwd=MAIL_DIR, capture_output=True, text=True, timeout=120, check=False)
+    if m4.returncode != 0 or m4.stderr.strip():  # m4 exits 0 even on cf errors: any complaint fails the build
+        raise SwitchError(f"m4 refused {mc} (exit {m4.returncode}): {m4.stderr.strip()[:600]}. {UNTOUCHED}")
+    new = cf.with_name(cf.name + ".new")
+    _write_atomic(new, m4.stdout.encode(), 0o644)
+    smoke = _sendmail_test(new, "# smoke test", "-d0.1")
+    route = _sendmail_test(new, f"/parse postmaster@{fqdn}") if smoke.returncode == 0 else None
+    if route is None or not _LOCAL_MAILER.search(route.stdout):
+        new.unlink(missing_ok=True)
+        seen = f"{smoke.stderr} {route.stdout if route else ''}".strip()[:600]
+        raise SwitchError(f"sendmail rejected the compiled {cf.name} (exit {smoke.returncode}): {seen}. {UNTOUCHED}")
+    os.replace(new, cf)
+
+
+def stale(mc: Path, cf: Path) -> bool:
+    """cf is missing or older than its mc (a changed .mc, or a build that failed after the .mc changed)."""
+    try:
+        return cf.stat().st_mtime < mc.stat().st_mtime
+    except FileNotFoundError:
+        return True
+
+
+def build_all(args: list[str]) -> tuple[int, dict]:
+    """`build FQDN [--stale] MC CF ...`: every pair in turn; the first failure ends it (exit 1)."""
+    only_stale = "--stale" in args
+    args = [a for a in args if a != "--stale"]
+    if len(args) < 3 or len(args) % 2 != 1:
+        raise ValueError("build wants FQDN [--stale] MC CF [MC CF ...]")
+    fqdn, files = args[0], [Path(a) for a in args[1:]]
+    built: list[str] = []
+    for mc, cf in zip(files[::2], files[1::2], strict=True):
+        if only_stale and not stale(mc, cf):
+            continue
+        try:
+            build(mc, cf, fqdn)
+        except (SwitchError, OSError, subprocess.SubprocessError) as e:
+            return 1, {"result": "failed", "detail": str(e), "built": built}
+        built.append(str(cf))
+    return 0, {"result": "built" if built else "fresh", "built": built}
+
+
 def detached(command: str, spec_text: str, argv0: str) -> tuple[int, dict]:
     """Run `command` as a systemd unit of its own (not part of the SSH session) and wait for its result.
 
@@ -404,11 +464,15 @@ def main(argv: list[str]) -> int:
             code, out = COMMANDS[args[0]](spec, System(spec))
         elif len(args) == 2 and args[0] == "check":
             code, out = 0, check(Spec.parse(args[1]))
+        elif args and args[0] == "build":
+            code, out = build_all(args[1:])
+            if code:
+                print(out["detail"], file=sys.stderr)
         else:
             print(__doc__, file=sys.stderr)
             return 2
     except (ValueError, KeyError, TypeError) as e:
-        print(f"sendmail-switch: bad SPEC: {e}", file=sys.stderr)
+        print(f"sendmail-switch: bad arguments: {e}", file=sys.stderr)
         return 2
     if result_file:
         _write_atomic(Path(result_file), json.dumps({**out, "exit": code}).encode(), 0o600)
