@@ -15,9 +15,9 @@ fi
 stamp=.venv/.sendmail-fleet-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing sendmail-fleet with its test and lint tools into .venv" >&2
+  echo "bootstrap: installing sendmail-fleet with its test and lint tools and Mitogen into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e '.[test,lint]' >&2
+  .venv/bin/python -m pip install -q -e '.[test,lint,fast]' >&2
   echo "$want" > "$stamp"
 fi
 # This checkout is the Ansible collection sendmail_fleet.mail: ansible.cfg's collections_path finds it here.

@@ -3,6 +3,7 @@ the benchmarks all come through here, with the repository's ansible.cfg and this
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -10,11 +11,39 @@ from pathlib import Path
 
 from . import repo_root
 
+# Mitogen (the optional `fast` extra) runs each host's modules in one long-lived Python instead of a new one per
+# task: the lab's second site.yml run took half the time with it (benchmarks/results/provision_after.md). The roles
+# need only plain ansible-core; SENDMAIL_FLEET_ACCELERATOR=none runs without Mitogen even where it is installed.
+ACCELERATOR_ENV = "SENDMAIL_FLEET_ACCELERATOR"
+ACCELERATORS = ("mitogen", "none")
 
-def ansible_env() -> dict[str, str]:
+
+def mitogen_strategies() -> Path | None:
+    """Mitogen's strategy plugins, or None when it is not installed or turned off."""
+    wanted = os.environ.get(ACCELERATOR_ENV, "mitogen")
+    if wanted not in ACCELERATORS:
+        raise SystemExit(f"{ACCELERATOR_ENV}={wanted!r}: must be one of {', '.join(ACCELERATORS)}")
+    spec = importlib.util.find_spec("ansible_mitogen") if wanted == "mitogen" else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
+
+
+def ansible_env(accelerated: bool = True) -> dict[str, str]:
+    """The environment for ansible-playbook: this checkout's ansible.cfg, this virtualenv's Ansible and, unless
+    accelerated is False (plain ansible-core, for tests of SSH-level behaviour), Mitogen where it is installed."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(repo_root() / "ansible.cfg"))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    strategies = mitogen_strategies() if accelerated else None
+    if strategies is not None and "ANSIBLE_STRATEGY" not in os.environ:
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(strategies)
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
     return env
+
+
+def accelerator() -> str:
+    """What the lab's playbooks run with: "mitogen" or "none" (plain ansible-core)."""
+    return "mitogen" if ansible_env().get("ANSIBLE_STRATEGY", "").startswith("mitogen") else "none"
 
 
 def argv(inventory: Path, playbook: str | Path, *args: str) -> list[str]:

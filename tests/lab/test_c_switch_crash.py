@@ -46,7 +46,7 @@ def test_killing_the_controller_mid_switch_leaves_the_host_serving_its_new_confi
     node = provisioned.get(VPS)
     # A real change (one .mc value), so site.yml switches the live config on the host.
     argv = ansible_playbook.argv(paths.inventory, "site.yml", "-l", VPS, "-e", "sendmail_max_daemon_children=39")
-    controller = subprocess.Popen(argv, env=ansible_playbook.ansible_env(), cwd=repo_root(), start_new_session=True,
+    controller = subprocess.Popen(argv, env=ansible_playbook.ansible_env(accelerated=False), cwd=repo_root(), start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         caught = until(lambda: maillab.sh(node, f"systemctl is-active {SWITCH_UNIT}")[1].strip() == "active", 600)

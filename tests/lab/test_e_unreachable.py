@@ -30,7 +30,7 @@ def lost_mid_batch(maillab, paths):
                     "-e", "sendmail_allow_pop_before_smtp_again=true")
     assert back.returncode == 0, back.stdout[-3000:]
     argv = ansible_playbook.argv(paths.inventory, "rollout-auth-only.yml", *ROLLOUT)
-    proc = subprocess.Popen(argv, env=ansible_playbook.ansible_env(), cwd=repo_root(), text=True,
+    proc = subprocess.Popen(argv, env=ansible_playbook.ansible_env(accelerated=False), cwd=repo_root(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines: list[str] = []
     killed = threading.Event()
