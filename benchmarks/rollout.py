@@ -1,9 +1,11 @@
-"""Rollout wall time for fleets of 1, 4 and 8 VPS, with the project's Ansible settings and with Ansible's
-defaults (forks 5, no pipelining, default SSH arguments), in the same run.
+"""Rollout wall time for fleets of 1, 4 and 8 VPS, with the project's Ansible settings (ansible.cfg, and Mitogen
+where it is installed) and with Ansible's defaults (forks 5, no pipelining, default SSH arguments, plain
+ansible-core), in the same run.
 
 For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
 is put back on its inventory variants with site.yml (not timed).
-Run: .venv/bin/python benchmarks/rollout.py [SIZES...]   (default 1 4 8; takes a long time)
+Run: .venv/bin/python benchmarks/rollout.py [SIZES...] [--fresh]   (default 1 4 8; takes a long time; --fresh
+forgets the sizes an earlier run measured)
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402
 
 
-def playbook(paths: Paths, name: str, cfg: str, *args: str) -> None:
-    run = ansible_playbook.run(paths.inventory, name, *args, capture=True, env={"ANSIBLE_CONFIG": cfg})
+def playbook(paths: Paths, name: str, cfg: str, *args: str, plain: bool = False) -> None:
+    env = {"ANSIBLE_CONFIG": cfg, **({"ANSIBLE_STRATEGY": "linear"} if plain else {})}
+    run = ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env)
     if run.returncode != 0:
         raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [1, 4, 8]
+    sizes = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [1, 4, 8]
     paths, progress = Paths.default(), Progress()
     project_cfg = str(repo_root() / "ansible.cfg")
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +43,7 @@ def main() -> None:
         store = RESULTS / "rollout.json"
         # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
         results: dict[int, dict[str, float]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
-            if store.exists() else {}
+            if store.exists() and "--fresh" not in sys.argv else {}
         for n in sizes:
             topo = build(n)
             up(topo, paths, progress)
@@ -51,7 +54,7 @@ def main() -> None:
                     # back to the inventory's variants on purpose: the rollout recorded auth-only on the hosts
                     playbook(paths, "site.yml", project_cfg, "-e", "sendmail_allow_pop_before_smtp_again=true")
                 with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
-                    playbook(paths, "rollout-auth-only.yml", cfg)
+                    playbook(paths, "rollout-auth-only.yml", cfg, plain=label == "defaults")
                 results[n][label] = t[0]
             store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items()))
@@ -65,7 +68,8 @@ def main() -> None:
             lines.append(f"\n{label}: marginal cost per extra host {marginal:.1f} s; "
                          f"{big} VPS take {results[big][label] / results[1][label]:.2f}x the time of 1")
     lines += ["", "Targets: project settings at most half the defaults' time at 8 VPS; 8 VPS at most twice 1 VPS.",
-              "Project settings: forks 20, pipelining, SSH ControlPersist 120 s (ansible.cfg)."]
+              f"Project settings: forks 20, pipelining, SSH ControlPersist 120 s (ansible.cfg); accelerator: "
+              f"{ansible_playbook.accelerator()}."]
     write("rollout", "Rollout to SMTP-Auth only: wall time by fleet size", lines)
 
 
