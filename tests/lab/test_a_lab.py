@@ -81,7 +81,12 @@ def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(t
     assert client.networks.get(topo.network).attrs["IPAM"]["Config"][0]["Subnet"] == topo.subnet
 
 
-def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path):
+# What each refuses with: ssh itself, or Mitogen (which reads host_key_checking and runs ssh its own way).
+REFUSAL = {False: "Host key verification failed", True: "mismatching host key"}
+
+
+@pytest.mark.parametrize("accelerated", [False, True], ids=["plain ansible-core", "mitogen"])
+def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path, accelerated):
     """Host keys are checked for every inventory but the lab's own: a key that does not match stops the run."""
     vps1 = topo.get("vps1")
     wrong = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
@@ -93,8 +98,10 @@ def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path):
         "ansible_host": vps1.address, "ansible_user": "root", "ansible_ssh_private_key_file": str(paths.key),
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"}}}}))
     # A connection of its own: reusing a control master an earlier test opened would skip the key check.
-    env = {**ansible_env(), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
+    env = {**ansible_env(accelerated=accelerated), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
+    if accelerated and env.get("ANSIBLE_STRATEGY") != "mitogen_linear":
+        pytest.fail("Mitogen is not installed: scripts/bootstrap.sh installs the fast extra")
     r = subprocess.run(["ansible", "all", "-i", str(tmp_path / "hosts.yml"), "-m", "ping"], env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
-    assert "UNREACHABLE" in r.stdout and "Host key verification failed" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "UNREACHABLE" in r.stdout and REFUSAL[accelerated] in r.stdout + r.stderr, r.stdout + r.stderr
