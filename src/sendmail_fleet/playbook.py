@@ -34,7 +34,11 @@ def ansible_env(accelerated: bool = True) -> dict[str, str]:
     accelerated is False (plain ansible-core, for tests of SSH-level behaviour), Mitogen where it is installed."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(repo_root() / "ansible.cfg"))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    strategies = mitogen_strategies() if accelerated else None
+    if not accelerated:
+        if env.get("ANSIBLE_STRATEGY", "").startswith("mitogen"):
+            env["ANSIBLE_STRATEGY"] = "linear"
+        return env
+    strategies = mitogen_strategies()
     if strategies is not None and "ANSIBLE_STRATEGY" not in os.environ:
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(strategies)
         env["ANSIBLE_STRATEGY"] = "mitogen_linear"
@@ -53,8 +57,10 @@ def argv(inventory: Path, playbook: str | Path, *args: str) -> list[str]:
 
 
 def run(inventory: Path, playbook: str | Path, *args: str, capture: bool = False,
-        env: dict[str, str] | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run a playbook; with capture, stdout holds everything Ansible printed (its errors included)."""
+        env: dict[str, str] | None = None, timeout: float | None = None,
+        accelerated: bool = True) -> subprocess.CompletedProcess:
+    """Run a playbook; with capture, stdout holds everything Ansible printed (its errors included); with
+    accelerated False on plain ansible-core."""
     out = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
-    return subprocess.run(argv(inventory, playbook, *args), env={**ansible_env(), **(env or {})}, cwd=repo_root(),
+    return subprocess.run(argv(inventory, playbook, *args), env={**ansible_env(accelerated), **(env or {})}, cwd=repo_root(),
                           timeout=timeout, check=False, **out)

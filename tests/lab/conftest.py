@@ -47,10 +47,12 @@ def topo(paths: Paths) -> Topology:
     return TOPOLOGY
 
 
-def playbook(paths: Paths, *args: str, name: str | Path = "site.yml",
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """ansible-playbook on the lab inventory; stdout holds everything it printed, its errors too."""
-    return ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, timeout=1800)
+def playbook(paths: Paths, *args: str, name: str | Path = "site.yml", env: dict[str, str] | None = None,
+             accelerated: bool = True) -> subprocess.CompletedProcess:
+    """ansible-playbook on the lab inventory (accelerated False: plain ansible-core); stdout holds everything it
+    printed, its errors too."""
+    return ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, timeout=1800,
+                                accelerated=accelerated)
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:

@@ -41,3 +41,8 @@ def test_an_unknown_accelerator_is_refused_naming_the_choices(monkeypatch: pytes
     monkeypatch.setenv("SENDMAIL_FLEET_ACCELERATOR", "turbo")
     with pytest.raises(SystemExit, match="SENDMAIL_FLEET_ACCELERATOR='turbo': must be one of mitogen, none"):
         playbook.ansible_env()
+
+
+def test_plain_means_plain_even_where_the_environment_asks_for_mitogen(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ANSIBLE_STRATEGY", "mitogen_linear")
+    assert playbook.ansible_env(accelerated=False)["ANSIBLE_STRATEGY"] == "linear"

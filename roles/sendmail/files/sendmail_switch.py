@@ -323,11 +323,13 @@ def restart(spec: Spec, system: System) -> tuple[int, dict]:
     return 0, {"result": "restarted", "seconds": round(time.monotonic() - t0, 1)}
 
 
-def compile_mc(mc: Path) -> str:
-    """What m4 makes of a .mc (in its own folder, as Debian's Makefile runs it); raise on any m4 complaint."""
-    proc = subprocess.run(["m4", mc.name], cwd=mc.parent, capture_output=True, text=True, timeout=60, check=False)
+def compile_mc(mc: Path, cwd: Path | None = None) -> str:
+    """What m4 makes of a .mc, run in cwd (default: the .mc's own folder, as Debian's Makefile runs it); raise on
+    any m4 complaint: m4 exits 0 even on cf errors, so anything on its stderr fails the build."""
+    proc = subprocess.run(["m4", str(mc)], cwd=cwd or mc.parent, capture_output=True, text=True, timeout=120,
+                          check=False)
     if proc.returncode != 0 or proc.stderr.strip():
-        raise SwitchError(f"m4 {mc} failed: {proc.stderr.strip()[:300]}")
+        raise SwitchError(f"m4 refused {mc} (exit {proc.returncode}): {proc.stderr.strip()[:600]}")
     return proc.stdout
 
 
@@ -378,11 +380,12 @@ def _sendmail_test(cf: Path, stdin: str, *flags: str) -> subprocess.CompletedPro
 def build(mc: Path, cf: Path, fqdn: str) -> None:
     """Compile mc into cf: the .cf appears (atomically) only when m4 said nothing and sendmail loads it and
     delivers local mail locally; raise SwitchError saying why otherwise."""
-    m4 = subprocess.run(["m4", str(mc)], cwd=MAIL_DIR, capture_output=True, text=True, timeout=120, check=False)
-    if m4.returncode != 0 or m4.stderr.strip():  # m4 exits 0 even on cf errors: any complaint fails the build
-        raise SwitchError(f"m4 refused {mc} (exit {m4.returncode}): {m4.stderr.strip()[:600]}. {UNTOUCHED}")
+    try:
+        compiled = compile_mc(mc, MAIL_DIR)
+    except SwitchError as e:
+        raise SwitchError(f"{e}. {UNTOUCHED}") from None
     new = cf.with_name(cf.name + ".new")
-    _write_atomic(new, m4.stdout.encode(), 0o644)
+    _write_atomic(new, compiled.encode(), 0o644)
     smoke = _sendmail_test(new, "# smoke test", "-d0.1")
     route = _sendmail_test(new, f"/parse postmaster@{fqdn}") if smoke.returncode == 0 else None
     if route is None or not _LOCAL_MAILER.search(route.stdout):
@@ -413,7 +416,7 @@ def build_all(args: list[str]) -> tuple[int, dict]:
             continue
         try:
             build(mc, cf, fqdn)
-        except (SwitchError, OSError, subprocess.SubprocessError) as e:
+        except _FAILURES as e:
             return 1, {"result": "failed", "detail": str(e), "built": built}
         built.append(str(cf))
     return 0, {"result": "built" if built else "fresh", "built": built}
