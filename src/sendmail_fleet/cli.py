@@ -15,7 +15,7 @@ from .engine import EngineError
 from .lab import LabError, Paths, container, down, save_topology, saved_topology, status, up
 from .progress import Progress
 from .textable import align
-from .topology import DEFAULT_SUBNET, MAX_VPS, Topology, TopologyError, build
+from .topology import DEFAULT_SUBNET, DEFAULT_VPS, MAX_VPS, RELEASES, Topology, TopologyError, parse_release
 from .variants import variant_names
 
 COMMANDS = ("up", "down", "status", "ssh", "provision", "demo")
@@ -44,10 +44,14 @@ def parser() -> Parser:
     p = Parser(prog="maillab", description="The sendmail-fleet lab: a Docker fleet of VPSes that sends real mail.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     u = sub.add_parser("up", help="build what is missing, start or repair the lab")
-    u.add_argument("--vps", type=_vps_count, help=f"number of VPS containers (1-{MAX_VPS}; default 5 or as last up)")
+    u.add_argument("--vps", type=_vps_count,
+                   help=f"number of VPS containers (1-{MAX_VPS}; default {DEFAULT_VPS} or as last up)")
     u.add_argument("--subnet", help=f"the lab network's IPv4 subnet (default {DEFAULT_SUBNET} or MAILLAB_SUBNET)")
     u.add_argument("--variant", action="append", default=[], metavar="N=VARIANT",
                    help="give VPS N a variant (repeatable); by default they cycle through the five")
+    u.add_argument("--release", action="append", default=[], metavar="N=RELEASE",
+                   help="give VPS N a Debian release: " + ", ".join(f"{c} or {v}" for c, v in RELEASES.items())
+                   + " (repeatable); by default VPS 1-5 run 13, VPS 6-10 run 12")
     sub.add_parser("down", help="remove every container, network and volume the lab made")
     s = sub.add_parser("status", help="what runs where")
     s.add_argument("--json", action="store_true", help="print one JSON object")
@@ -73,18 +77,32 @@ def _parse_variants(items: list[str]) -> dict[int, str]:
     return out
 
 
+def _parse_releases(items: list[str]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for item in items:
+        n, _, name = item.partition("=")
+        if not n.isdigit():
+            raise TopologyError(f"--release {item!r}: write N=RELEASE, e.g. 3=bookworm or 3=12")
+        try:
+            out[int(n)] = parse_release(name)
+        except TopologyError as exc:
+            raise TopologyError(f"--release {item!r}: {exc}") from None
+    return out
+
+
 def _topology(args: argparse.Namespace, paths: Paths) -> Topology:
-    """The lab `up` should make: the saved one, with what this command line changes (variants given before stay)."""
-    old = saved_topology(paths)
-    subnet = getattr(args, "subnet", None) or os.environ.get("MAILLAB_SUBNET") or old.subnet
-    variants = {**old.variant_overrides, **_parse_variants(getattr(args, "variant", []) or [])}
-    return build(getattr(args, "vps", None) or old.vps_count, subnet, variants)
+    """The lab `up` should make: the saved one, with what this command line changes (choices given before stay)."""
+    return saved_topology(paths).changed(getattr(args, "vps", None),
+                                         getattr(args, "subnet", None) or os.environ.get("MAILLAB_SUBNET"),
+                                         _parse_variants(getattr(args, "variant", []) or []),
+                                         _parse_releases(getattr(args, "release", []) or []))
 
 
 def _table(data: dict) -> str:
-    rows = [("NAME", "ROLE", "ADDRESS", "DOMAIN", "VARIANT", "STATE")]
+    rows = [("NAME", "ROLE", "ADDRESS", "DOMAIN", "DEBIAN", "VARIANT", "STATE")]
     for c in data["containers"]:
-        rows.append((c["name"], c["role"], c["address"], c.get("domain") or "-", c.get("variant") or "-",
+        debian = f"{c['debian']} ({c['release']})" if c.get("release") else "-"
+        rows.append((c["name"], c["role"], c["address"], c.get("domain") or "-", debian, c.get("variant") or "-",
                      c.get("state", "?")))
     lines = align(rows)
     lines.append("")

@@ -14,7 +14,7 @@ from .lab import LabError, Paths, save_topology, saved_topology, up
 from .mailcheck import Checks, MailLab, run_all
 from .progress import Progress
 from .textable import align
-from .topology import POP_BEFORE_SMTP_WINDOW, Topology, build
+from .topology import POP_BEFORE_SMTP_WINDOW, RELEASES, Topology
 from .variants import checks
 
 
@@ -22,23 +22,23 @@ def table(results: dict[str, Checks]) -> str:
     """One row per VPS, one column per check of the promises table, each cell the reply seen and ok/FAIL."""
     ran = {r.check for c in results.values() for r in c.results}
     columns = [check for check in checks() if check in ran]
-    rows = [["VPS", "VARIANT", *columns]]
+    rows = [["VPS", "DEBIAN", "VARIANT", *columns]]
     for short, c in results.items():
         cells = {r.check: f"{r.seen} {'ok' if r.passed else 'FAIL'}" for r in c.results}
-        rows.append([short, c.variant.name, *[cells.get(col, "") for col in columns]])
+        rows.append([short, RELEASES.get(c.vps.release or "", "-"), c.variant.name,
+                     *[cells.get(col, "") for col in columns]])
     return "\n".join(align(rows, " | ", rule="-+-"))
 
 
 def to_json(checks: dict[str, Checks]) -> dict:
-    return {"hosts": [{"vps": s, "container": c.vps.name, "variant": c.variant.name,
+    return {"hosts": [{"vps": s, "container": c.vps.name, "release": c.vps.release, "variant": c.variant.name,
                        "checks": [r.__dict__ for r in c.results]} for s, c in checks.items()],
             "passed": all(r.passed for c in checks.values() for r in c.results)}
 
 
 def lab_topology(paths: Paths, vps: int | None) -> Topology:
-    """The lab the demo runs on: the saved one (its `maillab up --variant` choices kept), resized with --vps."""
-    old = saved_topology(paths)
-    return build(vps or old.vps_count, old.subnet, old.variant_overrides)
+    """The lab the demo runs on: the saved one (its `--variant` and `--release` choices kept), resized with --vps."""
+    return saved_topology(paths).changed(vps)
 
 
 def demo(paths: Paths, progress: Progress, provision: Callable[[Paths, Sequence[str]], int], vps: int | None,

@@ -1,8 +1,10 @@
 """Lab images, tagged by a hash of their recipe so a second `up` reuses them.
 
 The base root file system comes from the host's own apt mirror (mmdebstrap + docker import) because
-no registry may answer; where `debian:bookworm` is already present or MAILLAB_BASE_SOURCE=registry,
+no registry may answer; where `debian:RELEASE` is already present or MAILLAB_BASE_SOURCE=registry,
 the official image is used instead. Derived images (vps, dns, client) are `docker build`s on top.
+Mail hosts come in each Debian release the topology asks for (`maillab-vps-trixie`, `maillab-vps-bookworm`);
+the DNS server and the clients are test equipment and run Debian 12.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from . import repo_root
 from .engine import EngineError, apt_install
 from .mirror import detect
 from .progress import Progress
+from .topology import RELEASES
 
 DOCKER_DIR = repo_root() / "docker"
-DERIVED = ("vps", "dns", "client")
 LABEL = "sendmail-fleet.lab"
+EQUIPMENT_RELEASE = "bookworm"  # the release of the DNS server and the clients
 
 
 def base_packages() -> list[str]:
@@ -38,16 +41,16 @@ def _hash_dir(h: hashlib._Hash, path: Path) -> None:
         h.update(f.relative_to(path).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
 
 
-def recipe_hash(name: str) -> str:
-    h = hashlib.sha256(b"debian-12\0")
+def recipe_hash(name: str, release: str = EQUIPMENT_RELEASE) -> str:
+    h = hashlib.sha256(f"debian-{RELEASES[release]}\0".encode())
     _hash_dir(h, DOCKER_DIR / "base")
     if name != "base":
         _hash_dir(h, DOCKER_DIR / name)
     return h.hexdigest()[:12]
 
 
-def tag(name: str) -> str:
-    return f"maillab-{name}:{recipe_hash(name)}"
+def tag(name: str, release: str = EQUIPMENT_RELEASE) -> str:
+    return f"maillab-{name}-{release}:{recipe_hash(name, release)}"
 
 
 def _exists(client: docker.DockerClient, ref: str) -> bool:
@@ -58,11 +61,11 @@ def _exists(client: docker.DockerClient, ref: str) -> bool:
         return False
 
 
-def _base_from_registry(client: docker.DockerClient) -> bool:
+def _base_from_registry(client: docker.DockerClient, release: str) -> bool:
     choice = os.environ.get("MAILLAB_BASE_SOURCE", "auto")
     if choice not in ("auto", "registry", "mirror"):
         raise EngineError(f"MAILLAB_BASE_SOURCE={choice!r}: choose auto, registry or mirror")
-    return choice == "registry" or (choice == "auto" and _exists(client, "debian:bookworm"))
+    return choice == "registry" or (choice == "auto" and _exists(client, f"debian:{release}"))
 
 
 def _build(client: docker.DockerClient, path: Path, ref: str, progress: Progress,
@@ -85,7 +88,7 @@ def _build(client: docker.DockerClient, path: Path, ref: str, progress: Progress
         raise EngineError(f"building {ref} produced no image (last output: {last})")
 
 
-def _base_from_mirror(client: docker.DockerClient, ref: str, progress: Progress) -> None:
+def _base_from_mirror(client: docker.DockerClient, ref: str, release: str, progress: Progress) -> None:
     if not shutil.which("mmdebstrap"):
         if os.geteuid() != 0:
             raise EngineError("mmdebstrap is missing: install it (apt-get install mmdebstrap) or set "
@@ -97,8 +100,8 @@ def _base_from_mirror(client: docker.DockerClient, ref: str, progress: Progress)
         argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(base_packages()),
                 # The lab may use a snapshot mirror whose Release files are past their Valid-Until.
                 "--aptopt=Acquire::Check-Valid-Until \"false\"",
-                "bookworm", str(out), *mirrors.source_lines()]
-        with progress.step(f"mmdebstrap: Debian 12 root file system from {mirrors.main}"):
+                release, str(out), *mirrors.source_lines(release)]
+        with progress.step(f"mmdebstrap: Debian {RELEASES[release]} root file system from {mirrors.main}"):
             run = subprocess.run(argv, capture_output=True, text=True)
             if run.returncode != 0:
                 tail = "\n".join(run.stderr.strip().splitlines()[-5:])
@@ -109,25 +112,32 @@ def _base_from_mirror(client: docker.DockerClient, ref: str, progress: Progress)
                                               changes=[f"LABEL {LABEL}=image", 'CMD ["/bin/bash"]'])
 
 
-def ensure_base(client: docker.DockerClient, progress: Progress) -> str:
-    ref = tag("base")
+def ensure_base(client: docker.DockerClient, progress: Progress, release: str = EQUIPMENT_RELEASE) -> str:
+    ref = tag("base", release)
     if _exists(client, ref):
         return ref
-    if _base_from_registry(client):
-        with progress.step(f"building {ref} from debian:bookworm"):
+    if _base_from_registry(client, release):
+        with progress.step(f"building {ref} from debian:{release}"):
             _build(client, DOCKER_DIR / "base", ref, progress, "Dockerfile.registry",
-                   {"PACKAGES": " ".join(base_packages())})
+                   {"PACKAGES": " ".join(base_packages()), "RELEASE": release})
     else:
-        _base_from_mirror(client, ref, progress)
+        _base_from_mirror(client, ref, release, progress)
     return ref
 
 
-def ensure_all(client: docker.DockerClient, progress: Progress) -> dict[str, str]:
-    refs = {"base": ensure_base(client, progress)}
-    for name in DERIVED:
-        ref = tag(name)
+def wanted(releases: list[str]) -> list[tuple[str, str]]:
+    """(image, release) pairs a lab needs: a VPS image per release its mail hosts run, DNS and clients on one."""
+    return [("vps", r) for r in releases] + [("dns", EQUIPMENT_RELEASE), ("client", EQUIPMENT_RELEASE)]
+
+
+def ensure_all(client: docker.DockerClient, progress: Progress, releases: list[str]) -> dict[str, str]:
+    """Every image the lab needs, built where missing; keys: vps-<release>, dns, client."""
+    refs: dict[str, str] = {}
+    for name, release in wanted(releases):
+        ref = tag(name, release)
         if not _exists(client, ref):
+            base = ensure_base(client, progress, release)
             with progress.step(f"building image {ref}"):
-                _build(client, DOCKER_DIR / name, ref, progress, buildargs={"BASE": refs["base"]})
-        refs[name] = ref
+                _build(client, DOCKER_DIR / name, ref, progress, buildargs={"BASE": base})
+        refs[f"vps-{release}" if name == "vps" else name] = ref
     return refs

@@ -70,14 +70,16 @@ class Paths:
 def saved_topology(paths: Paths) -> Topology:
     cfg = json.loads(paths.config.read_text()) if paths.config.exists() else {}
     variants = {int(k): v for k, v in cfg.get("variants", {}).items()}
-    return build(cfg.get("vps", DEFAULT_VPS), cfg.get("subnet", DEFAULT_SUBNET), variants)
+    releases = {int(k): v for k, v in cfg.get("releases", {}).items()}
+    return build(cfg.get("vps", DEFAULT_VPS), cfg.get("subnet", DEFAULT_SUBNET), variants, releases)
 
 
 def save_topology(paths: Paths, topo: Topology) -> None:
-    """Remember the lab's shape, with its `--variant` overrides, for every later command (demo, status, ssh)."""
+    """Remember the lab's shape, with its `--variant` and `--release` choices, for every later command."""
     paths.state.mkdir(parents=True, exist_ok=True)
     paths.config.write_text(json.dumps({"vps": topo.vps_count, "subnet": topo.subnet,
-                                        "variants": {str(k): v for k, v in topo.overrides}}))
+                                        "variants": {str(k): v for k, v in topo.overrides},
+                                        "releases": {str(k): v for k, v in topo.pinned_releases}}))
 
 
 def _put_file(container: Container, path: str, data: bytes, mode: int = 0o644) -> None:
@@ -142,7 +144,7 @@ def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: 
                       labels={LABEL: node.role, f"{LABEL}.host": node.short, f"{LABEL}.key": key_id},
                       dns=[topo.dns.address], dns_search=["test"])
     if node.role in ("vps", "mx"):
-        spec.update(SYSTEMD_FLAGS, image=images["vps"], mem_limit="256m")
+        spec.update(SYSTEMD_FLAGS, image=images[f"vps-{node.release}"], mem_limit="256m")
     elif node.role == "dns":
         spec.update(image=images["dns"], dns=[])
     else:
@@ -239,7 +241,7 @@ def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
 def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress) -> None:
     _check_subnet_free(client, topo)
     try:
-        images = ensure_all(client, progress)
+        images = ensure_all(client, progress, topo.releases)
     except (EngineError, MirrorNotFound) as exc:
         raise LabError(str(exc)) from exc
     pubkey = _ensure_key(paths)

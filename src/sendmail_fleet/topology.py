@@ -13,7 +13,11 @@ from .variants import variant_for_setup_date, variant_names
 
 PREFIX = "maillab"
 DEFAULT_SUBNET = "172.29.25.0/24"
-DEFAULT_VPS = 5
+DEFAULT_VPS = 10
+# The Debian releases a VPS may run (codename: version). The default lab runs the five variants on each: VPS 1-5 on
+# Debian 13, the current stable release, VPS 6-10 on Debian 12 (blocks of five alternate beyond that); the mx on 13.
+RELEASES = {"trixie": "13", "bookworm": "12"}
+RELEASE_BLOCK = 5
 MAX_VPS = 40
 REMOTE_DOMAIN = "remote.test"
 POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
@@ -46,6 +50,7 @@ class Node:
     variant: str | None = None
     accounts: tuple[Account, ...] = field(default=())
     setup_date: str | None = None  # when set, the inventory gives the date and the role picks the variant
+    release: str | None = None  # Debian codename of a mail host (bookworm, trixie); dns and clients: None
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,27 @@ class Topology:
     vps_count: int
     nodes: tuple[Node, ...]
     overrides: tuple[tuple[int, str], ...] = ()  # (VPS number, variant) given with `maillab up --variant`
+    pinned_releases: tuple[tuple[int, str], ...] = ()  # (VPS number, codename) given with `--release`
 
     @property
     def variant_overrides(self) -> dict[int, str]:
         return dict(self.overrides)
+
+    @property
+    def release_overrides(self) -> dict[int, str]:
+        return dict(self.pinned_releases)
+
+    def changed(self, vps_count: int | None = None, subnet: str | None = None,
+                variants: dict[int, str] | None = None, releases: dict[int, str] | None = None) -> Topology:
+        """This lab with a new size, subnet or more `--variant`/`--release` choices (earlier choices stay)."""
+        return build(vps_count or self.vps_count, subnet or self.subnet, {**self.variant_overrides, **(variants or {})},
+                     {**self.release_overrides, **(releases or {})})
+
+    @property
+    def releases(self) -> list[str]:
+        """The codenames the lab's mail hosts run, in RELEASES order."""
+        used = {n.release for n in self.mail_hosts}
+        return [r for r in RELEASES if r in used]
 
     @property
     def network(self) -> str:
@@ -93,7 +115,8 @@ class Topology:
             "containers": [
                 {k: v for k, v in {
                     "name": n.name, "role": n.role, "address": n.address, "fqdn": n.fqdn,
-                    "domain": n.domain, "variant": n.variant}.items() if v is not None or k in ("name",)}
+                    "domain": n.domain, "variant": n.variant, "release": n.release,
+                    "debian": RELEASES.get(n.release or "")}.items() if v is not None or k in ("name",)}
                 for n in self.nodes],
             "accounts": [asdict(a) for a in self.accounts()],
         }
@@ -108,8 +131,23 @@ def variant_for_index(i: int) -> str:
     return names[(i - 1) % len(names)]
 
 
+def release_for_index(i: int) -> str:
+    """VPS 1-5 run Debian 13, VPS 6-10 Debian 12, and so on in blocks of five."""
+    names = list(RELEASES)
+    return names[((i - 1) // RELEASE_BLOCK) % len(names)]
+
+
+def parse_release(text: str) -> str:
+    """A codename from a codename or a version number: trixie, 13, bookworm, 12."""
+    for codename, version in RELEASES.items():
+        if text.lower() in (codename, version, f"debian{version}", f"debian-{version}"):
+            return codename
+    choices = ", ".join(f"{c} ({v})" for c, v in RELEASES.items())
+    raise TopologyError(f"release {text!r} is not supported: choose one of {choices}")
+
+
 def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
-          variants: dict[int, str] | None = None) -> Topology:
+          variants: dict[int, str] | None = None, releases: dict[int, str] | None = None) -> Topology:
     if not 1 <= vps_count <= MAX_VPS:
         raise TopologyError(f"VPS count {vps_count} is out of range: choose 1 to {MAX_VPS}")
     try:
@@ -122,6 +160,7 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
         raise TopologyError(f"subnet {subnet} is not a private range: use e.g. {DEFAULT_SUBNET}")
     hosts = list(net.hosts())
     variants = variants or {}
+    releases = {i: parse_release(r) for i, r in (releases or {}).items()}
 
     def addr(i: int) -> str:
         return str(hosts[i - 1])
@@ -129,18 +168,21 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
     nodes: list[Node] = [Node(f"{PREFIX}-dns", "dns", "dns", addr(2), "ns.lab.test")]
     mx_name = f"{PREFIX}-mx"
     nodes.append(Node(mx_name, "mx", "mx", addr(10), f"mx.{REMOTE_DOMAIN}", REMOTE_DOMAIN,
-                      "default-auth-only", _accounts(mx_name, REMOTE_DOMAIN, ("carol",), "mx")))
+                      "default-auth-only", _accounts(mx_name, REMOTE_DOMAIN, ("carol",), "mx"),
+                      release=list(RELEASES)[0]))
     for i in range(1, vps_count + 1):
         name, domain = f"{PREFIX}-vps{i}", f"vps{i}.test"
         date = LEGACY_SETUP_DATE if i == 6 and i not in variants else None
         variant = variant_for_setup_date(dt.date.fromisoformat(date)) if date else variants.get(i, variant_for_index(i))
         nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain, variant,
-                          _accounts(name, domain, ("alice", "bob"), f"vps{i}"), date))
+                          _accounts(name, domain, ("alice", "bob"), f"vps{i}"), date,
+                          releases.get(i, release_for_index(i))))
     for i in (1, 2):
         nodes.append(Node(f"{PREFIX}-client{i}", f"client{i}", "client", addr(100 + i),
                           f"client{i}.clients.test"))
     return Topology(str(net), vps_count, tuple(nodes),
-                    tuple(sorted((i, v) for i, v in variants.items() if i <= vps_count)))
+                    tuple(sorted((i, v) for i, v in variants.items() if i <= vps_count)),
+                    tuple(sorted((i, r) for i, r in releases.items() if i <= vps_count)))
 
 
 def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:

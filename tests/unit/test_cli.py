@@ -30,6 +30,13 @@ def test_bad_variant_names_the_choices():
     assert r.returncode == 1 and "default-auth-only" in r.stderr
 
 
+@pytest.mark.parametrize("item", ["2=bullseye", "2=11", "two=trixie"])
+def test_bad_release_names_the_choices_before_anything_starts(item):
+    r = maillab("up", "--release", item, "--subnet", "10.99.0.0/24")
+    assert r.returncode == 1 and f"--release '{item}'" in r.stderr
+    assert ("trixie (13), bookworm (12)" in r.stderr) or ("N=RELEASE" in r.stderr)
+
+
 def test_ssh_to_an_unknown_host_is_refused():
     r = maillab("ssh", "nosuchhost")
     assert r.returncode == 1 and "no lab host 'nosuchhost'" in r.stderr

@@ -8,12 +8,32 @@ from sendmail_fleet.topology import MAX_VPS, TopologyError, build, dnsmasq_conf,
 from sendmail_fleet.variants import variant_names
 
 
-def test_default_lab_has_one_vps_per_variant_and_its_infrastructure():
+def test_default_lab_has_every_variant_on_debian_13_and_on_debian_12_and_its_infrastructure():
     topo = build()
     roles = [n.role for n in topo.nodes]
-    assert roles.count("vps") == 5 and roles.count("client") == 2
+    assert roles.count("vps") == 10 and roles.count("client") == 2
     assert roles.count("dns") == 1 and roles.count("mx") == 1
-    assert [n.variant for n in topo.by_role("vps")] == variant_names()
+    vps = topo.by_role("vps")
+    assert [(n.short, n.release) for n in vps[:5]] == [(f"vps{i}", "trixie") for i in range(1, 6)]
+    assert [(n.short, n.release) for n in vps[5:]] == [(f"vps{i}", "bookworm") for i in range(6, 11)]
+    for release in ("trixie", "bookworm"):
+        assert sorted(n.variant for n in vps if n.release == release) == sorted(variant_names())
+    assert topo.releases == ["trixie", "bookworm"]
+
+
+def test_a_vps_release_can_be_chosen_by_codename_or_version_and_is_in_status_json():
+    topo = build(3, releases={3: "12", 1: "bookworm"})
+    assert [n.release for n in topo.by_role("vps")] == ["bookworm", "trixie", "bookworm"]
+    assert topo.release_overrides == {1: "bookworm", 3: "bookworm"}
+    rows = {c["name"]: c for c in topo.to_json()["containers"]}
+    assert (rows["maillab-vps3"]["release"], rows["maillab-vps3"]["debian"]) == ("bookworm", "12")
+    assert "release" not in rows["maillab-dns"]
+
+
+@pytest.mark.parametrize("bad", ["bullseye", "11", "jammy", ""])
+def test_an_unsupported_release_is_refused_naming_the_supported_ones(bad):
+    with pytest.raises(TopologyError, match=r"choose one of trixie \(13\), bookworm \(12\)"):
+        build(2, releases={1: bad})
 
 
 def test_addresses_are_unique_static_and_inside_the_subnet():
@@ -89,8 +109,10 @@ def test_inventory_groups_fleet_and_mx_with_ssh_key():
     assert vps1["sendmail_variant"] == "pop-before-smtp" and vps1["tls_ca_src"] == "/pki/ca.crt"
 
 
-def test_variant_overrides_travel_with_the_topology_and_survive_a_resize():
-    topo = build(3, variants={2: "default-auth-only", 5: "default"})
+def test_variant_and_release_choices_travel_with_the_topology_and_survive_a_resize():
+    topo = build(3, variants={2: "default-auth-only", 5: "default"}, releases={3: "bookworm"})
     assert topo.variant_overrides == {2: "default-auth-only"}  # VPS 5 does not exist in a 3-VPS lab
-    bigger = build(6, topo.subnet, topo.variant_overrides)
+    bigger = topo.changed(6, releases={1: "12"})
     assert bigger.get("vps2").variant == "default-auth-only"
+    assert [n.release for n in bigger.by_role("vps")] == ["bookworm", "trixie", "bookworm", "trixie", "trixie",
+                                                          "bookworm"]
