@@ -292,6 +292,18 @@ def test_the_entries_and_the_text_map_are_readable_by_root_only(rmap):
         assert stat.S_IMODE(os.stat(path).st_mode) & 0o077 == 0, path
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the folder another group")
+def test_the_rewritten_text_map_keeps_the_helpers_group_in_a_set_group_id_folder_like_etc_mail(rmap):
+    # Debian's /etc/mail is smmta:smmsp with the set-group-ID bit: a new file there would get group smmsp,
+    # and the role (root:root 0600) would change it back on every run after an expiry.
+    folder = os.path.dirname(rmap.map)
+    os.chown(folder, -1, 65534)
+    os.chmod(folder, 0o2755)
+    rmap.record("192.0.2.15", "alice", now=1000)
+    rmap.expire(now=2000)
+    assert os.stat(rmap.map).st_gid == os.getegid()
+
+
 def test_temporary_files_are_made_exclusively_and_never_through_a_link(rmap, tmp_path, monkeypatch):
     target = tmp_path / "victim"
     target.write_text("untouched\n")

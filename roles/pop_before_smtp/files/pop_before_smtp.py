@@ -235,6 +235,8 @@ class RelayMap:
         tmp = _beside(path)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            # The helper's own group, not the folder's: /etc/mail is set-group-ID (smmsp) on Debian.
+            os.fchown(fd, os.geteuid(), os.getegid())
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
                 fh.flush()
