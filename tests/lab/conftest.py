@@ -1,6 +1,7 @@
 """One lab per test session: brought up (or reused and repaired), provisioned once, removed at the end.
 
-MAILLAB_TEST_VPS (default 6) sets the fleet size. A lab that is already up is reused: `up` only
+MAILLAB_TEST_VPS (default: the default lab, every variant on Debian 13 and on 12) sets the fleet size.
+A lab that is already up is reused: `up` only
 repairs what differs, so an edit-and-test loop does not rebuild images. Keep the lab after the run with
 `-k "not down"` (the last test removes it).
 """
@@ -21,9 +22,9 @@ from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet.lab import Paths, save_topology, up
 from sendmail_fleet.mailcheck import Checks, MailLab, run_all
 from sendmail_fleet.progress import Progress
-from sendmail_fleet.topology import DEFAULT_SUBNET, POP_BEFORE_SMTP_WINDOW, Topology, build
+from sendmail_fleet.topology import DEFAULT_SUBNET, DEFAULT_VPS, POP_BEFORE_SMTP_WINDOW, Topology, build
 
-LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", "6"))
+LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", str(DEFAULT_VPS)))
 TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
 VPS = TOPOLOGY.by_role("vps")
 VPS_IDS = [f"{n.short}-{n.variant}" for n in VPS]
