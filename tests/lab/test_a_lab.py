@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import docker
+from sendmail_fleet.host import HELPERS
 from sendmail_fleet.playbook import ansible_env
 
 from .conftest import TOPOLOGY
@@ -105,3 +106,28 @@ def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path, ac
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "UNREACHABLE" in r.stdout and REFUSAL[accelerated] in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("release", TOPOLOGY.releases)
+def test_every_host_helper_loads_and_answers_on_each_releases_python_with_warnings_as_errors(topo, release):
+    """The helpers run on the VPS's own python3 (3.11 on Debian 12, 3.13 on Debian 13): each one compiles and
+    loads there with every warning an error (invalid escapes, deprecations), and its command line answers."""
+    node = next(n for n in topo.mail_hosts if n.release == release)
+    c = docker.from_env().containers.get(node.name)
+    for name, path in sorted(HELPERS.items()):
+        code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('h', sys.argv[1]); "
+                "m = importlib.util.module_from_spec(s); sys.modules['h'] = m; s.loader.exec_module(m)")
+        c.put_archive("/var/tmp", _tar(path))  # /tmp is a tmpfs systemd mounts over the image
+        res = c.exec_run(["python3", "-W", "error", "-c", code, f"/var/tmp/{path.name}"])
+        assert res.exit_code == 0, f"{name} on {node.short} ({release}): {res.output.decode()[-2000:]}"
+        usage = c.exec_run(["python3", "-W", "error", f"/var/tmp/{path.name}", "--help"])
+        assert usage.exit_code in (0, 2) and b"Traceback" not in usage.output, (name, usage.output.decode()[-2000:])
+
+
+def _tar(path: Path) -> bytes:
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(path), arcname=path.name)
+    return buf.getvalue()

@@ -17,6 +17,21 @@ def test_helper_uses_only_the_standard_library(name):
     assert mods <= set(sys.stdlib_module_names) | {"__future__"}
 
 
+# Standard-library modules Python 3.13 (Debian 13) no longer has (PEP 594 and lib2to3): this controller's
+# Python may still list them, a Debian 13 host cannot import them.
+REMOVED_BY_3_13 = {"aifc", "audioop", "cgi", "cgitb", "chunk", "crypt", "imghdr", "mailcap", "msilib", "nis",
+                   "nntplib", "ossaudiodev", "pipes", "sndhdr", "spwd", "sunau", "telnetlib", "uu", "xdrlib",
+                   "lib2to3"}
+
+
+@pytest.mark.parametrize("name", sorted(HELPERS))
+def test_helper_imports_nothing_python_3_13_removed(name):
+    tree = ast.parse(HELPERS[name].read_text())
+    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    assert not mods & REMOVED_BY_3_13
+
+
 @pytest.mark.parametrize("name", sorted(HELPERS))
 def test_helper_is_a_real_file_in_its_role(name):
     assert HELPERS[name].is_file() and not HELPERS[name].is_symlink()

@@ -2,6 +2,8 @@
 
 import ssl
 
+import pytest
+
 from sendmail_fleet.host import load
 
 probe = load("mailprobe")
@@ -25,3 +27,10 @@ def test_without_verify_nothing_is_checked():
 def test_a_server_that_does_not_answer_is_a_step_not_a_crash():
     out = probe.smtp({"server": "127.0.0.1", "port": 9, "timeout": 2})
     assert out["ok"] is False and out["steps"][-1]["step"] == "error"
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["smtp"], ["imap", "{}"], ["smtp", "{not json"]])
+def test_bad_usage_is_one_message_and_exit_2_not_a_traceback(argv, capsys):
+    assert load("mailprobe").main(argv) == 2
+    err = capsys.readouterr().err
+    assert "usage: mailprobe.py smtp|pop3 REQUEST" in err and "Traceback" not in err

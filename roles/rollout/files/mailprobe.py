@@ -137,7 +137,23 @@ def pop3(req: dict) -> dict:
     return out
 
 
+USAGE = "usage: mailprobe.py smtp|pop3 REQUEST  (REQUEST: a JSON object, or - to read it from stdin)"
+
+
+def main(argv: list[str]) -> int:
+    """Prints one JSON object; exit status 0 when the probe ran (its result says how the server answered),
+    2 on bad usage."""
+    if len(argv) != 2 or argv[0] not in ("smtp", "pop3"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        req = json.loads(sys.stdin.read() if argv[1] == "-" else argv[1])
+    except json.JSONDecodeError as exc:
+        print(f"mailprobe.py: REQUEST is not JSON ({exc}); {USAGE}", file=sys.stderr)
+        return 2
+    print(json.dumps(smtp(req) if argv[0] == "smtp" else pop3(req)))
+    return 0
+
+
 if __name__ == "__main__":
-    kind, arg = sys.argv[1], sys.argv[2]
-    req = json.loads(sys.stdin.read() if arg == "-" else arg)
-    print(json.dumps(smtp(req) if kind == "smtp" else pop3(req)))
+    sys.exit(main(sys.argv[1:]))
