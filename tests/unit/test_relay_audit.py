@@ -108,3 +108,20 @@ def test_main_survives_a_damaged_log_and_never_offers_an_invalid_user_name_for_a
     out = json.loads(capsys.readouterr().out)
     assert out["pop_before_smtp_users"] == [] and out["invalid_users"] == ["a@x,y"]
     assert len(out["skipped_logs"]) == 1 and "mail.log.1.gz" in out["skipped_logs"][0]
+
+
+# Debian 13, as its journal prints it (short-iso with +00:00; dovecot 2.4 says "Logged in:"), no hook line.
+DEBIAN_13 = """\
+2026-11-27T22:06:16+00:00 mail.vps1.test dovecot[4337]: pop3-login: Login aborted: Connection closed (auth failed, 1 attempts in 5 secs) (auth_failed): user=<alice>, method=PLAIN, rip=172.29.25.102, lip=172.29.25.21, TLS: Connection closed, session=<hmiRRElhooKsHRll>
+2026-11-27T22:06:23+00:00 mail.vps1.test dovecot[4337]: pop3-login: Logged in: user=<alice>, method=PLAIN, rip=172.29.25.101, lip=172.29.25.21, mpid=5021, TLS, session=<AkTyRElhBJasHRll>
+2026-11-27T22:06:24+00:00 mail.vps1.test sm-mta[60]: 1EEE: from=<alice@vps1.test>, size=10, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=client1 [172.29.25.101]
+2026-11-27T22:06:24+00:00 mail.vps1.test sm-mta[61]: 1EEE: to=<carol@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx.remote.test. [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+"""
+
+
+def test_debian_13s_journal_and_dovecot_2_4s_login_line_count_like_debian_12s():
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(DEBIAN_13.splitlines(), NOW.replace(day=28))
+    assert [r for r in a.report(set()) if r["method"] == "pop-before-smtp"] == [
+        {"method": "pop-before-smtp", "user": "alice", "client": "172.29.25.101", "count": 1,
+         "last_seen": "2026-11-27T22:06:24+00:00"}]  # the failed login from .102 names no one

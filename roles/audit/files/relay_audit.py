@@ -36,7 +36,8 @@ FROM = re.compile(r"^(?P<qid>\w+): from=<(?P<sender>[^>]*)>.*?(?:proto=(?P<proto
                   r"relay=(?:\S+ )?\[(?P<ip>[^\]]+)\]")
 TO = re.compile(r"^(?P<qid>\w+): to=.*?mailer=(?P<mailer>[\w-]+).*?stat=(?P<stat>\w+)")
 AUTH = re.compile(r"^AUTH=server, relay=.*?\[(?P<ip>[^\]]+)\].*?authid=(?P<authid>[^,\s]+)")
-POP_LOGIN = re.compile(r"pop3-login: Login: user=<(?P<user>[^>]*)>.*?rip=(?P<ip>[0-9a-fA-F:.]+)")
+# dovecot 2.3 (Debian 12) logs "Login:", dovecot 2.4 (Debian 13) "Logged in:".
+POP_LOGIN = re.compile(r"pop3-login: (?:Login|Logged in): user=<(?P<user>[^>]*)>.*?rip=(?P<ip>[0-9a-fA-F:.]+)")
 GRANT = re.compile(r"relay granted to (?P<ip>\S+) for user=(?P<user>\S+)")
 LOCAL_MAILERS = {"local", "procmail", "prog", "*file*", "*include*"}
 AUTHENTICATED = re.compile(r"^E?SMTPS?A$")  # sendmail's proto= for a session that authenticated
