@@ -20,8 +20,9 @@ PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 def tasks_run(output: str) -> list[str]:
     """'role : name' of every task that ran or was skipped, in order; left out are fact gathering, the roles'
-    argument checks and the variant's resolution (tag always: every other task depends on it)."""
-    always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ")
+    argument checks, the platform check and the variant's resolution (tag always: every other task depends on
+    them)."""
+    always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ", "Mail host | A supported platform")
     return [t for t in re.findall(r"^TASK \[(.+?)\] \*+$", output, re.M) if not any(a in t for a in always)]
 
 
