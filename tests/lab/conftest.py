@@ -66,6 +66,17 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def changed_tasks(output: str) -> list[str]:
+    """'TASK name: host' for every task result that says changed, so an idempotence failure names its cause."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if m := re.match(r"^TASK \[(.+?)\] \*+$", line):
+            task = m.group(1)
+        elif m := re.match(r"^changed: \[([^\]]+)\]", line):
+            found.append(f"{task}: {m.group(1)}")
+    return found
+
+
 @pytest.fixture(scope="session")
 def provisioned(topo: Topology, paths: Paths) -> Topology:
     run = playbook(paths)

@@ -14,7 +14,7 @@ from sendmail_fleet import repo_root
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.variants import all_variants, auth_only_of
 
-from .conftest import playbook, recap, sha
+from .conftest import changed_tasks, playbook, recap, sha
 
 # Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
 # rolled back. vps6 (set-up date before 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant
@@ -200,7 +200,7 @@ def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_
     final = playbook(paths, name="rollout-auth-only.yml")
     assert final.returncode == 0, final.stdout[-4000:]
     changed = {h: c["changed"] for h, c in recap(final.stdout).items()}
-    assert all(v == 0 for v in changed.values()), changed
+    assert all(v == 0 for v in changed.values()), changed_tasks(final.stdout)
     assert "Nothing to do: every host is already auth-only." in final.stdout
     assert all(all_variants()[h["rollout_after"]].smtp_auth and not all_variants()[h["rollout_after"]].pop_before_smtp
                for h in json.loads(REPORT.read_text())["hosts"])
@@ -241,4 +241,4 @@ def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_n
     site = playbook(paths)
     assert site.returncode == 0, site.stdout[-4000:]
     changed = {h: c["changed"] for h, c in recap(site.stdout).items()}
-    assert changed and all(v == 0 for v in changed.values()), changed
+    assert changed and all(v == 0 for v in changed.values()), changed_tasks(site.stdout)
