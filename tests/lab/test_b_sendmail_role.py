@@ -107,3 +107,15 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
         checks = Checks(maillab, node)
         assert checks.local_delivery().passed, node.short
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
+
+
+def test_after_refused_input_the_next_good_run_succeeds_without_touching_the_live_config(provisioned, paths):
+    # The refused runs left their .mc in staging; the next good run renders the good one there again and finds
+    # the live config as it was (no build, no restart), so later runs on these hosts change nothing.
+    nodes = [provisioned.get(h) for h in AUTH_ONLY_PER_RELEASE]
+    live = ("/etc/mail/sendmail.mc", "/etc/mail/sendmail.cf")
+    before = {n.short: [sha(n, f) for f in live] for n in nodes}
+    run = playbook(paths, "-l", ",".join(AUTH_ONLY_PER_RELEASE))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Deploy | Install, restart and verify" not in run.stdout, run.stdout[-3000:]
+    assert {n.short: [sha(n, f) for f in live] for n in nodes} == before
