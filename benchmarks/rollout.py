@@ -1,7 +1,6 @@
 """Rollout wall time for fleets of 1, 4 and 8 VPS, with the project's Ansible settings (ansible.cfg, and Mitogen
-where it is installed), the same in one batch (rollout_batches ["100%"]: how the work itself scales with hosts,
-without the canary batches that run one after another) and with Ansible's defaults (forks 5, no pipelining,
-default SSH arguments, plain ansible-core), in the same run.
+where it is installed) and with Ansible's defaults (forks 5, no pipelining, default SSH arguments, plain
+ansible-core), in the same run.
 
 For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
 is put back on its inventory variants with site.yml (not timed).
@@ -53,33 +52,25 @@ def main() -> None:
             up(topo, paths, progress)
             save_topology(paths, topo)
             results[n] = {}
-            for label, cfg, extra in (("project", project_cfg, ()),
-                                      ("one batch", project_cfg, ("-e", '{"rollout_batches": ["100%"]}')),
-                                      ("defaults", defaults_cfg, ())):
+            for label, cfg in (("project", project_cfg), ("defaults", defaults_cfg)):
                 with progress.step(f"{n} VPS: reset with site.yml"):
                     # back to the inventory's variants on purpose: the rollout recorded auth-only on the hosts
                     playbook(paths, "site.yml", project_cfg, "-e", "sendmail_allow_pop_before_smtp_again=true")
                 with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
-                    playbook(paths, "rollout-auth-only.yml", cfg, *extra, accelerated=label != "defaults")
+                    playbook(paths, "rollout-auth-only.yml", cfg, accelerated=label == "project")
                 results[n][label] = t[0]
             store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items()))
-    lines = ["| VPS | project settings (s) | project settings, one batch (s) | Ansible defaults (s) "
-             "| project / defaults |", "|---|---|---|---|---|"]
+    lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults |", "|---|---|---|---|"]
     for n, r in results.items():
-        one = f"{r['one batch']:.1f}" if "one batch" in r else "-"
-        lines.append(f"| {n} | {r['project']:.1f} | {one} | {r['defaults']:.1f} | {r['project'] / r['defaults']:.2f} |")
+        lines.append(f"| {n} | {r['project']:.1f} | {r['defaults']:.1f} | {r['project'] / r['defaults']:.2f} |")
     if 1 in results and max(results) > 1:
         big = max(results)
-        for label in ("project", "one batch", "defaults"):
-            if label not in results[big] or label not in results[1]:
-                continue
+        for label in ("project", "defaults"):
             marginal = (results[big][label] - results[1][label]) / (big - 1)
             lines.append(f"\n{label}: marginal cost per extra host {marginal:.1f} s; "
                          f"{big} VPS take {results[big][label] / results[1][label]:.2f}x the time of 1")
     lines += ["", "Targets: project settings at most half the defaults' time at 8 VPS; 8 VPS at most twice 1 VPS.",
-              "The default batches [1, \"25%\", \"100%\"] make 8 VPS three batches one after another (1, 2, 5) and"
-              " 1 VPS one batch; one batch shows the same work without that policy.",
               f"Project settings: forks 20, pipelining, SSH ControlPersist 120 s (ansible.cfg); accelerator: "
               f"{ansible_playbook.accelerator()}."]
     write("rollout", "Rollout to SMTP-Auth only: wall time by fleet size", lines)
