@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sendmail_fleet import playbook as ansible_playbook
+
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def playbook(inventory: Path, name: str, *args: str, env: dict[str, str] | None = None,
+             accelerated: bool = True) -> None:
+    """ansible-playbook on the lab; a failed run ends the benchmark with the end of its output."""
+    run = ansible_playbook.run(inventory, name, *args, capture=True, env=env, accelerated=accelerated)
+    if run.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import playbook, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
@@ -24,9 +24,7 @@ from sendmail_fleet.topology import build  # noqa: E402
 
 def profiled(paths: Paths, name: str, out: Path, *args: str, accelerated: bool = True) -> Profile:
     env = {"ANSIBLE_CALLBACKS_ENABLED": "sendmail_fleet.mail.task_profile", "SENDMAIL_FLEET_PROFILE": str(out)}
-    run = ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, accelerated=accelerated)
-    if run.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
+    playbook(paths.inventory, name, *args, env=env, accelerated=accelerated)
     return Profile.load(out)
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timed, write  # noqa: E402
+from common import playbook, timed, write  # noqa: E402
 
 import docker  # noqa: E402
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
@@ -24,21 +24,15 @@ LABS = (("one release: 5 VPS on Debian 12 + mx", lambda: build(5, releases={i: "
         ("two releases: 5 VPS on Debian 13, 5 on Debian 12 + mx (the default lab)", lambda: build(DEFAULT_VPS)))
 
 
-def site(paths: Paths) -> None:
-    run = ansible_playbook.run(paths.inventory, "site.yml", capture=True)
-    if run.returncode != 0:
-        raise SystemExit(f"site.yml failed:\n{run.stdout[-3000:]}")
-
-
 def measure(paths: Paths, topo: Topology, progress: Progress) -> dict[str, float]:
     down(paths, Progress(quiet=True))
     with timed() as t_up:
         up(topo, paths, progress)
     save_topology(paths, topo)
     with progress.step("site.yml, first run"), timed() as t_first:
-        site(paths)
+        playbook(paths.inventory, "site.yml")
     with progress.step("site.yml, second run"), timed() as t_second:
-        site(paths)
+        playbook(paths.inventory, "site.yml")
     with progress.step("the demo's real mail"), timed() as t_mail:
         checks = run_all(MailLab(topo, docker.from_env()), POP_BEFORE_SMTP_WINDOW)
     failed = [r for c in checks.values() for r in c.results if not r.passed]

@@ -17,20 +17,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, timed, write  # noqa: E402
+from common import RESULTS, playbook, timed, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths, save_topology, up  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402
-
-
-def playbook(paths: Paths, name: str, cfg: str, *args: str, accelerated: bool = True) -> None:
-    run = ansible_playbook.run(paths.inventory, name, *args, capture=True, env={"ANSIBLE_CONFIG": cfg},
-                               accelerated=accelerated)
-    if run.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 
 
 def main() -> None:
@@ -55,9 +48,11 @@ def main() -> None:
             for label, cfg in (("project", project_cfg), ("defaults", defaults_cfg)):
                 with progress.step(f"{n} VPS: reset with site.yml"):
                     # back to the inventory's variants on purpose: the rollout recorded auth-only on the hosts
-                    playbook(paths, "site.yml", project_cfg, "-e", "sendmail_allow_pop_before_smtp_again=true")
+                    playbook(paths.inventory, "site.yml", "-e", "sendmail_allow_pop_before_smtp_again=true",
+                             env={"ANSIBLE_CONFIG": project_cfg})
                 with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
-                    playbook(paths, "rollout-auth-only.yml", cfg, accelerated=label == "project")
+                    playbook(paths.inventory, "rollout-auth-only.yml", env={"ANSIBLE_CONFIG": cfg},
+                             accelerated=label == "project")
                 results[n][label] = t[0]
             store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items()))

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from . import playbook
@@ -67,26 +67,23 @@ def parser() -> Parser:
     return p
 
 
-def _parse_variants(items: list[str]) -> dict[int, str]:
+def _variant(name: str) -> str:
+    if name not in variant_names():
+        raise TopologyError(f"VARIANT is one of {', '.join(variant_names())}")
+    return name
+
+
+def _numbered(flag: str, items: list[str], value: Callable[[str], str]) -> dict[int, str]:
+    """`--variant`/`--release` N=VALUE items as {N: value}; a bad one names the option and the choices."""
     out: dict[int, str] = {}
     for item in items:
         n, _, name = item.partition("=")
-        if not n.isdigit() or name not in variant_names():
-            raise TopologyError(f"--variant {item!r}: write N=VARIANT with VARIANT one of {', '.join(variant_names())}")
-        out[int(n)] = name
-    return out
-
-
-def _parse_releases(items: list[str]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    for item in items:
-        n, _, name = item.partition("=")
-        if not n.isdigit():
-            raise TopologyError(f"--release {item!r}: write N=RELEASE, e.g. 3=bookworm or 3=12")
         try:
-            out[int(n)] = parse_release(name)
+            if not n.isdigit():
+                raise TopologyError("N is a VPS number")
+            out[int(n)] = value(name)
         except TopologyError as exc:
-            raise TopologyError(f"--release {item!r}: {exc}") from None
+            raise TopologyError(f"{flag} {item!r}: write N={flag[2:].upper()}; {exc}") from None
     return out
 
 
@@ -94,8 +91,8 @@ def _topology(args: argparse.Namespace, paths: Paths) -> Topology:
     """The lab `up` should make: the saved one, with what this command line changes (choices given before stay)."""
     return saved_topology(paths).changed(getattr(args, "vps", None),
                                          getattr(args, "subnet", None) or os.environ.get("MAILLAB_SUBNET"),
-                                         _parse_variants(getattr(args, "variant", []) or []),
-                                         _parse_releases(getattr(args, "release", []) or []))
+                                         _numbered("--variant", getattr(args, "variant", []) or [], _variant),
+                                         _numbered("--release", getattr(args, "release", []) or [], parse_release))
 
 
 def _table(data: dict) -> str:

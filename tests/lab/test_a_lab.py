@@ -9,6 +9,7 @@ import pytest
 
 import docker
 from sendmail_fleet.host import HELPERS
+from sendmail_fleet.lab import _put_file
 from sendmail_fleet.playbook import ansible_env
 
 from .conftest import TOPOLOGY
@@ -117,17 +118,9 @@ def test_every_host_helper_loads_and_answers_on_each_releases_python_with_warnin
     for name, path in sorted(HELPERS.items()):
         code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('h', sys.argv[1]); "
                 "m = importlib.util.module_from_spec(s); sys.modules['h'] = m; s.loader.exec_module(m)")
-        c.put_archive("/var/tmp", _tar(path))  # /tmp is a tmpfs systemd mounts over the image
+        _put_file(c, f"/var/tmp/{path.name}", path.read_bytes())  # /tmp is a tmpfs systemd mounts over the image
         res = c.exec_run(["python3", "-W", "error", "-c", code, f"/var/tmp/{path.name}"])
         assert res.exit_code == 0, f"{name} on {node.short} ({release}): {res.output.decode()[-2000:]}"
         usage = c.exec_run(["python3", "-W", "error", f"/var/tmp/{path.name}", "--help"])
         assert usage.exit_code in (0, 2) and b"Traceback" not in usage.output, (name, usage.output.decode()[-2000:])
 
-
-def _tar(path: Path) -> bytes:
-    import io
-    import tarfile
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(str(path), arcname=path.name)
-    return buf.getvalue()

@@ -87,6 +87,7 @@ BROKEN = {
 
 # The same variant on each release: vps3 runs Debian 13, vps8 Debian 12.
 AUTH_ONLY_PER_RELEASE = ("vps3", "vps8")
+LIVE = ("/etc/mail/sendmail.mc", "/etc/mail/sendmail.cf")
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=list(BROKEN))
@@ -95,15 +96,14 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
     extra, message = BROKEN[case]
     nodes = [provisioned.get(h) for h in AUTH_ONLY_PER_RELEASE]
     assert {n.release for n in nodes} == {"bookworm", "trixie"}
-    live = ("/etc/mail/sendmail.mc", "/etc/mail/sendmail.cf")
-    before = {n.short: [sha(n, f) for f in live] for n in nodes}
+    before = {n.short: [sha(n, f) for f in LIVE] for n in nodes}
     run = playbook(paths, "-l", ",".join(AUTH_ONLY_PER_RELEASE), "-e", json.dumps({"sendmail_mc_extra": extra}))
     assert run.returncode != 0
     failed = {h: c["failed"] for h, c in recap(run.stdout).items()}
     assert failed == {h: 1 for h in AUTH_ONLY_PER_RELEASE}, run.stdout[-3000:]
     assert run.stdout.count(message) >= 2, run.stdout[-3000:]
     for node in nodes:
-        assert [sha(node, f) for f in live] == before[node.short], f"{node.short}: the live config changed"
+        assert [sha(node, f) for f in LIVE] == before[node.short], f"{node.short}: the live config changed"
         checks = Checks(maillab, node)
         assert checks.local_delivery().passed, node.short
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
@@ -113,9 +113,8 @@ def test_after_refused_input_the_next_good_run_succeeds_without_touching_the_liv
     # The refused runs left their .mc in staging; the next good run renders the good one there again and finds
     # the live config as it was (no build, no restart), so later runs on these hosts change nothing.
     nodes = [provisioned.get(h) for h in AUTH_ONLY_PER_RELEASE]
-    live = ("/etc/mail/sendmail.mc", "/etc/mail/sendmail.cf")
-    before = {n.short: [sha(n, f) for f in live] for n in nodes}
+    before = {n.short: [sha(n, f) for f in LIVE] for n in nodes}
     run = playbook(paths, "-l", ",".join(AUTH_ONLY_PER_RELEASE))
     assert run.returncode == 0, run.stdout[-3000:]
     assert "Deploy | Install, restart and verify" not in run.stdout, run.stdout[-3000:]
-    assert {n.short: [sha(n, f) for f in live] for n in nodes} == before
+    assert {n.short: [sha(n, f) for f in LIVE] for n in nodes} == before
