@@ -208,6 +208,23 @@ def _wait_systemd(container: Container, deadline: float) -> str:
     return state or "unknown"
 
 
+def _wait_ready(container: Container, node: Node, deadline: float) -> None:
+    state = _wait_systemd(container, deadline)
+    if state not in ("running", "degraded"):
+        raise LabError(f"{node.name}: systemd did not come up (state {state!r})")
+    if not _wait_port(node.address, 22, deadline):
+        raise LabError(f"{node.name}: sshd does not answer on {node.address}:22")
+
+
+def start(node: Node, timeout: float = 120) -> None:
+    """Start one mail host's stopped container (a test killed it) and wait for its systemd and sshd; unlike `up`,
+    it leaves every other container, the DNS and the inventory alone, so it can run beside a playbook."""
+    c = container(node.name)
+    if c.status != "running":
+        c.start()
+    _wait_ready(c, node, time.monotonic() + timeout)
+
+
 def mirror_hosts() -> list[str]:
     try:
         return detect().hosts()
@@ -218,8 +235,11 @@ def mirror_hosts() -> list[str]:
 def write_inventory(paths: Paths, topo: Topology) -> None:
     paths.inventory.parent.mkdir(parents=True, exist_ok=True)
     data = inventory(topo, str(paths.key), str(paths.pki))
-    paths.inventory.write_text("# written by `maillab up`: the lab's fleet (regenerated each time)\n"
-                               + yaml.safe_dump(data, sort_keys=False))
+    # Written beside and renamed over: a playbook that reads the inventory meanwhile sees the old or the new file.
+    tmp = paths.inventory.with_name(paths.inventory.name + ".new")
+    tmp.write_text("# written by `maillab up`: the lab's fleet (regenerated each time)\n"
+                   + yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, paths.inventory)
 
 
 def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
@@ -274,12 +294,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
     deadline = time.monotonic() + 120
     with progress.step("waiting for systemd and sshd in every VPS"):
         for node in topo.mail_hosts:
-            c = client.containers.get(node.name)
-            state = _wait_systemd(c, deadline)
-            if state not in ("running", "degraded"):
-                raise LabError(f"{node.name}: systemd did not come up (state {state!r})")
-            if not _wait_port(node.address, 22, deadline):
-                raise LabError(f"{node.name}: sshd does not answer on {node.address}:22")
+            _wait_ready(client.containers.get(node.name), node, deadline)
     write_inventory(paths, topo)
     progress.say(f"lab is up; inventory: {paths.inventory}")
 

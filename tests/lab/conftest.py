@@ -12,6 +12,8 @@ import hashlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,18 @@ def provisioned(topo: Topology, paths: Paths) -> Topology:
 @pytest.fixture(scope="session")
 def maillab(provisioned: Topology) -> MailLab:
     return MailLab(provisioned, docker.from_env())
+
+
+@pytest.fixture(scope="session")
+def lost_host_rollout(maillab: MailLab, paths: Paths, tmp_path_factory) -> Iterator[Future]:
+    """The lost-host rollout scenario (tests/lab/lost_host.py, on vps7-10), started in a thread when a test first
+    asks for it; test_d's fleet rollout asks first and works on vps1-6 meanwhile. Its tests wait for the result."""
+    from .lost_host import run
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lost-host")
+    future = pool.submit(run, maillab.topo, paths, tmp_path_factory.mktemp("lost-host"))
+    yield future
+    pool.shutdown(wait=True)  # never leave a playbook running behind the session
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""The fleet rollout to SMTP-Auth only, with one host made to fail, while a client keeps sending mail."""
+"""The fleet rollout to SMTP-Auth only, with one host made to fail, while a client keeps sending mail.
+
+It runs on vps1-6 (Debian 13 and 12); the lost-host scenario of test_e runs on vps7-10 in a thread beside it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.variants import all_variants, auth_only_of
 
 from .conftest import changed_tasks, playbook, recap, sha
+from .lost_host import HOSTS as LOST_HOST_SCENARIO
 
 # Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
 # rolled back. vps6 (set-up date before 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant
@@ -24,6 +27,15 @@ BROKEN = "vps6"
 # already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed.
 GRANTED = ("vps2", "vps3")
 REPORT = repo_root() / "reports" / "rollout-auth-only.json"
+
+
+def fleet(topo) -> list:
+    """The VPSes this rollout works on: all but the lost-host scenario's, which runs at the same time."""
+    return [n for n in topo.by_role("vps") if n.short not in LOST_HOST_SCENARIO]
+
+
+def target(topo) -> tuple[str, str]:
+    return ("-e", "target=" + ",".join(n.short for n in fleet(topo)))
 AUDIT = repo_root() / "reports" / "audit-pop-before-smtp.json"
 
 
@@ -62,16 +74,17 @@ class Submitter(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for vps in self.lab.topo.by_role("vps"):
+            for vps in fleet(self.lab.topo):
                 if self.stop.is_set():
                     return
                 self.submit(vps)
 
 
 @pytest.fixture(scope="module")
-def rollout(maillab: MailLab, mail_results, paths):
-    topo = maillab.topo
+def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
+    topo = maillab.topo  # lost_host_rollout: started first, so it runs beside this one
     assert topo.get(BROKEN).variant == "pop-before-smtp", "the rollout test needs MAILLAB_TEST_VPS >= 6"
+    assert {n.release for n in fleet(topo)} == {"trixie", "bookworm"}, "the rollout runs on a mixed fleet"
     since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=2)).isoformat(timespec="seconds")
     carol = topo.by_role("mx")[0].accounts[0]
     # The test's own traffic: bob by POP-before-SMTP on vps1 (from client2), alice on vps2 (client1),
@@ -90,7 +103,7 @@ def rollout(maillab: MailLab, mail_results, paths):
     assert maillab.smtp("client1", vps3, port=587, starttls=True, auth=["PLAIN", "alice", vps3.accounts[0].password],
                         mail_from=vps3.accounts[0].address, rcpt=[carol.address], data=message(sent[-1])).raw["ok"]
     assert all(maillab.wait_for_mail(mx, "/var/mail/carol", tok) for tok in sent)
-    audit = playbook(paths, "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
+    audit = playbook(paths, *target(topo), "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
     # The readiness gate: without rollout_force, vps2 (alice relayed by POP-before-SMTP just now) is held.
@@ -108,7 +121,8 @@ def rollout(maillab: MailLab, mail_results, paths):
     submitter = Submitter(maillab)
     submitter.start()
     # Forced: the lab's users relayed by POP-before-SMTP minutes ago, so the gate would hold those hosts.
-    run = playbook(paths, "-e", "rollout_max_fail_share=0.5", "-e", "rollout_force=true", name="rollout-auth-only.yml")
+    run = playbook(paths, *target(topo), "-e", "rollout_max_fail_share=0.5", "-e", "rollout_force=true",
+                   name="rollout-auth-only.yml")
     submitter.stop.set()
     submitter.join(timeout=120)
     report = json.loads(REPORT.read_text())
@@ -140,7 +154,7 @@ def test_the_report_is_a_table_of_whole_lines_in_the_output_and_beside_the_json(
     assert table[0].split()[:5] == ["HOST", "BEFORE", "AFTER", "RESULT", "SECONDS"]
     assert set(table[1].split()) == {"-" * len(w) for w in table[1].split()}  # the rule under the header
     hosts = {line.split()[0] for line in table[2:] if line.strip() and not line.startswith(("Nothing", "Set ", "HALTED"))}
-    assert hosts == {n.short for n in maillab.topo.by_role("vps")}
+    assert hosts == {n.short for n in fleet(maillab.topo)}
     printed = [line.strip() for line in rollout["run"].stdout.splitlines()]
     assert table[0].strip() in printed and all(row.strip() in printed for row in table[2:] if row.strip())
 
@@ -158,7 +172,7 @@ def test_the_host_that_fails_its_switch_ends_on_its_old_variant_still_delivering
 
 
 def test_every_other_host_ends_auth_only_and_passes_every_auth_only_check(rollout, maillab):
-    for node in maillab.topo.by_role("vps"):
+    for node in fleet(maillab.topo):
         if node.short == BROKEN:
             continue
         target = auth_only_of(node.variant)
@@ -191,13 +205,13 @@ def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rol
 
 def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_changes_nothing(rollout, maillab, paths):
     maillab.sh(maillab.topo.get(BROKEN), "systemctl unmask saslauthd")
-    again = playbook(paths, "-vvv", "-e", "rollout_force=true", name="rollout-auth-only.yml")
+    again = playbook(paths, *target(maillab.topo), "-vvv", "-e", "rollout_force=true", name="rollout-auth-only.yml")
     assert again.returncode == 0, again.stdout[-4000:]
     secrets = [a.password for a in maillab.topo.accounts()]
     assert [p for p in secrets if p in again.stdout] == [], "a password in the -vvv output of the rollout"
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
     assert rows[BROKEN]["rollout_result"] == "switched"
-    final = playbook(paths, name="rollout-auth-only.yml")
+    final = playbook(paths, *target(maillab.topo), name="rollout-auth-only.yml")
     assert final.returncode == 0, final.stdout[-4000:]
     changed = {h: c["changed"] for h, c in recap(final.stdout).items()}
     assert all(v == 0 for v in changed.values()), changed_tasks(final.stdout)
@@ -232,13 +246,14 @@ def test_site_does_not_bring_pop_before_smtp_back_to_a_switched_host_unless_told
 
 
 def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_nothing(rollout, maillab, paths):
-    run = playbook(paths, "-e", "rollout_write_inventory=true", "-e", "rollout_force=true", name="rollout-auth-only.yml")
+    run = playbook(paths, *target(maillab.topo), "-e", "rollout_write_inventory=true", "-e", "rollout_force=true",
+                   name="rollout-auth-only.yml")
     assert run.returncode == 0, run.stdout[-4000:]
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
     assert rows["vps1"]["rollout_result"] == "switched"
     written = paths.inventory.parent / "host_vars" / "vps1.yml"
     assert "sendmail_variant: default-auth-only" in written.read_text()
-    site = playbook(paths)
+    site = playbook(paths, "-l", ",".join(n.short for n in fleet(maillab.topo)))
     assert site.returncode == 0, site.stdout[-4000:]
     changed = {h: c["changed"] for h, c in recap(site.stdout).items()}
     assert changed and all(v == 0 for v in changed.values()), changed_tasks(site.stdout)
