@@ -2,9 +2,9 @@
 
 The base root file system comes from the host's own apt mirror (mmdebstrap + docker import) because
 no registry may answer; where `debian:RELEASE` is already present or MAILLAB_BASE_SOURCE=registry,
-the official image is used instead. Derived images (vps, dns, client) are `docker build`s on top.
+the official image is used instead. Derived images (vps, dns, acme, client) are `docker build`s on top.
 Mail hosts come in each Debian release the topology asks for (`maillab-vps-trixie`, `maillab-vps-bookworm`);
-the DNS server and the clients are test equipment and run Debian 12.
+the DNS server, the ACME CA and the clients are test equipment and run Debian 12.
 """
 
 from __future__ import annotations
@@ -126,12 +126,13 @@ def ensure_base(client: docker.DockerClient, progress: Progress, release: str = 
 
 
 def wanted(releases: list[str]) -> list[tuple[str, str]]:
-    """(image, release) pairs a lab needs: a VPS image per release its mail hosts run, DNS and clients on one."""
-    return [("vps", r) for r in releases] + [("dns", EQUIPMENT_RELEASE), ("client", EQUIPMENT_RELEASE)]
+    """(image, release) pairs a lab needs: a VPS image per release its mail hosts run; DNS, the ACME CA and the
+    clients on one."""
+    return [("vps", r) for r in releases] + [(n, EQUIPMENT_RELEASE) for n in ("dns", "acme", "client")]
 
 
 def ensure_all(client: docker.DockerClient, progress: Progress, releases: list[str]) -> dict[str, str]:
-    """Every image the lab needs, built where missing; keys: vps-<release>, dns, client."""
+    """Every image the lab needs, built where missing; keys: vps-<release>, dns, acme, client."""
     refs: dict[str, str] = {}
     for name, release in wanted(releases):
         ref = tag(name, release)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cryptography.hazmat.primitives.serialization import Encoding
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
@@ -26,7 +27,18 @@ from .engine import ensure as ensure_engine
 from .images import LABEL, ensure_all
 from .mirror import MirrorNotFound, detect
 from .progress import Progress
-from .topology import DEFAULT_SUBNET, DEFAULT_VPS, Node, Topology, build, dnsmasq_conf, inventory
+from .topology import (
+    ACME_NAME,
+    ACME_ROOT_URL,
+    DEFAULT_SUBNET,
+    DEFAULT_VPS,
+    TRUST_BUNDLE,
+    Node,
+    Topology,
+    build,
+    dnsmasq_conf,
+    inventory,
+)
 
 
 class LabError(RuntimeError):
@@ -147,13 +159,17 @@ def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: 
         spec.update(SYSTEMD_FLAGS, image=images[f"vps-{node.release}"], mem_limit="256m")
     elif node.role == "dns":
         spec.update(image=images["dns"], dns=[])
+    elif node.role == "acme":
+        # No random waits before a check and no random nonce refusals: the lab's CA answers at once.
+        spec.update(image=images["acme"], environment={"PEBBLE_DNS": f"{topo.dns.address}:53",
+                                                       "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
     else:
         spec.update(image=images["client"])
     return spec
 
 
 def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dict[str, str],
-            pubkey: str, dns_conf: str) -> Container:
+            pubkey: str, dns_conf: str, pki_dir: Path) -> Container:
     spec = _container_spec(node, topo, images, _key_id(pubkey))
     image = spec.pop("image")
     container = client.containers.create(image, **spec)
@@ -166,8 +182,59 @@ def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dic
         _put_file(container, "/root/.ssh/authorized_keys", pubkey.encode(), 0o600)
     if node.role == "dns":
         _put_file(container, "/etc/maillab/dnsmasq.conf", dns_conf.encode())
+    if node.role == "acme":
+        _put_file(container, "/etc/maillab/pebble.json", json.dumps(PEBBLE_CONFIG).encode())
+        _put_file(container, "/etc/maillab/pebble.crt", (pki_dir / "acme.crt").read_bytes())
+        _put_file(container, "/etc/maillab/pebble.key", (pki_dir / "acme.key").read_bytes(), 0o600)
     container.start()
     return container
+
+
+# pebble's settings: its directory and management interface, HTTP-01 checks on port 80 of each VPS.
+PEBBLE_CONFIG = {"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+                            "certificate": "/etc/maillab/pebble.crt", "privateKey": "/etc/maillab/pebble.key",
+                            "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
+                            "externalAccountBindingRequired": False}}
+CLIENT_TRUST = "/usr/local/share/ca-certificates/sendmail-fleet-{}.crt"
+FETCH_ROOT = ("import sys, urllib.request; "
+              f"sys.stdout.write(urllib.request.urlopen({ACME_ROOT_URL!r}, timeout=5).read().decode())")
+
+
+def _trust(container: Container, cas: dict[str, bytes]) -> None:
+    """CA certificates in a client's trust store, so its mail programs verify the servers' certificates."""
+    for name, pem in cas.items():
+        _put_file(container, CLIENT_TRUST.format(name), pem)
+    res = container.exec_run(["update-ca-certificates"])
+    if res.exit_code != 0:
+        raise LabError(f"{container.name}: update-ca-certificates failed: {res.output.decode()[-300:]}")
+
+
+def _trust_lab_cas(client: docker.DockerClient, topo: Topology, paths: Paths) -> None:
+    """Every client trusts the lab's CA (pebble's HTTPS, certificates from the controller) and pebble's issuing
+    roots, fetched from pebble through a client (pebble makes a new root each time it starts); the controller's
+    copy of them all is TRUST_BUNDLE."""
+    lab_ca = pki.ensure_ca(paths.pki)[0].public_bytes(Encoding.PEM)
+    clients = [client.containers.get(n.name) for n in topo.by_role("client")]
+    for c in clients:
+        _trust(c, {"lab": lab_ca})
+    deadline, last = time.monotonic() + 60, ""
+    while True:
+        res = clients[0].exec_run(["python3", "-c", FETCH_ROOT])
+        root = res.output if res.exit_code == 0 else b""
+        if b"BEGIN CERTIFICATE" in root:
+            break
+        last = res.output.decode(errors="replace")[-300:]
+        if time.monotonic() > deadline:
+            raise LabError(f"the lab's ACME CA ({ACME_ROOT_URL}) gave no root within 60 s: {last}")
+        time.sleep(0.5)
+    # Roots seen before stay trusted: certificates issued before pebble last started still chain to them.
+    roots = paths.pki / "acme-roots"
+    roots.mkdir(exist_ok=True)
+    (roots / f"{hashlib.sha256(root).hexdigest()[:16]}.pem").write_bytes(root)
+    known = {f"acme-{f.stem}": f.read_bytes() for f in sorted(roots.glob("*.pem"))}
+    for c in clients:
+        _trust(c, {"lab": lab_ca, **known})
+    (paths.pki / TRUST_BUNDLE).write_bytes(lab_ca + b"".join(known.values()))
 
 
 def _key_id(pubkey: str) -> str:
@@ -267,6 +334,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
     pubkey = _ensure_key(paths)
     for n in topo.mail_hosts:
         pki.ensure_host_cert(paths.pki, n.short, [n.fqdn, n.domain or n.fqdn])
+    pki.ensure_host_cert(paths.pki, "acme", [ACME_NAME])  # pebble's own HTTPS
     _ensure_network(client, topo)
     dns_conf = dnsmasq_conf(topo, mirror_hosts())
     wanted = {n.name for n in topo.nodes}
@@ -289,12 +357,14 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
                     progress.say(f"  {node.name}: was {c.status}, starting")
                     c.start()
             except NotFound:
-                _create(client, node, topo, images, pubkey, dns_conf)
+                _create(client, node, topo, images, pubkey, dns_conf, paths.pki)
                 _forget_written_variant(paths, node.short)  # a new container runs the topology's variant
     deadline = time.monotonic() + 120
     with progress.step("waiting for systemd and sshd in every VPS"):
         for node in topo.mail_hosts:
             _wait_ready(client.containers.get(node.name), node, deadline)
+    with progress.step("clients trust the lab's CA and the ACME CA's root"):
+        _trust_lab_cas(client, topo, paths)
     write_inventory(paths, topo)
     progress.say(f"lab is up; inventory: {paths.inventory}")
 

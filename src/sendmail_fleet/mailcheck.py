@@ -91,12 +91,14 @@ class MailLab:
         except (ValueError, IndexError):
             return {"ok": False, "steps": [{"step": "probe", "code": 0, "text": res.output.decode()[-300:]}]}
 
+    # Every TLS connection verifies the server's certificate and its name against the clients' trust store (the
+    # lab's CA is installed there by `maillab up`), as a mail program would.
     def smtp(self, client: str, server: Node, **req) -> Smtp:
-        return Smtp(self._probe(client, "smtp", {"server": server.fqdn, **req}))
+        return Smtp(self._probe(client, "smtp", {"server": server.fqdn, "verify": True, **req}))
 
     def pop3(self, client: str, server: Node, user: str, password: str, port: int = 110) -> dict:
         return self._probe(client, "pop3", {"server": server.fqdn, "port": port, "user": user,
-                                             "password": password})
+                                             "password": password, "verify": True})
 
     def sh(self, node: Node, cmd: str) -> tuple[int, str]:
         res = self.client.containers.get(node.name).exec_run(["sh", "-c", cmd])
@@ -112,6 +114,14 @@ class MailLab:
 
     def has_mail(self, node: Node, path: str, token: str) -> bool:
         return self.sh(node, f"grep -qF {token} {path}")[0] == 0
+
+
+CLOSED = "closed"  # what a client sees where no listener is: its connection is refused
+
+
+def _refused(res: Smtp) -> bool:
+    first = res.raw["steps"][0] if res.raw["steps"] else {}
+    return first.get("step") == "error" and "Connection refused" in first.get("text", "")
 
 
 def token() -> str:
@@ -190,6 +200,26 @@ class Checks:
         # An SMTP-Auth MSA refuses MAIL (530); without SMTP-Auth MAIL passes and the relay RCPT is refused.
         seen = res.code("rcpt") if res.code("mail") == 250 else res.code("mail")
         return self._add("587 no auth", str(seen or res.last_code), not res.raw["ok"], res.summary())
+
+    def smtps_without_auth(self) -> Result:
+        """Submissions on 465 (implicit TLS) without AUTH: 530 where the variant has SMTP-Auth; no listener where
+        it has not."""
+        res, _ = self._relay("client1", port=465, tls=True)
+        if _refused(res):
+            return self._add("465 no auth", CLOSED, detail=res.summary())
+        seen = res.code("rcpt") if res.code("mail") == 250 else res.code("mail")
+        return self._add("465 no auth", str(seen or res.last_code), not res.raw["ok"], res.summary())
+
+    def smtps_auth_relay(self) -> Result:
+        """AUTH PLAIN on 465 (the TLS session verified), then relay to the remote mailbox."""
+        res, tok = self._relay("client1", port=465, tls=True, auth=["PLAIN", self.alice.user, self.alice.password])
+        if _refused(res):
+            return self._add("465 AUTH relay", CLOSED, detail=res.summary())
+        code = res.code("auth")
+        delivered = code != 235 or (res.raw["ok"] and self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok))
+        tls = res.raw.get("tls_version", "")
+        return self._add("465 AUTH relay", str(code), delivered and tls in ("TLSv1.2", "TLSv1.3"),
+                         f"{tls or 'no TLS'}; {res.summary()}")
 
     def auth_offer(self) -> Result:
         res = self.lab.smtp("client1", self.vps, port=587, starttls=True)
@@ -281,6 +311,7 @@ class Checks:
     def before_window(self) -> list[Callable[[], Result]]:
         return [self.local_delivery, self.unknown_user, self.relay_without_auth, self.submission_without_auth,
                 self.auth_offer, lambda: self.auth_relay("PLAIN"), lambda: self.auth_relay("LOGIN"),
+                self.smtps_without_auth, self.smtps_auth_relay,
                 self.auth_failures, self.failed_pop_login_opens_nothing, self.pop_login_relay,
                 self.other_client_refused, self.procmail_recipe, self.saslauthd_down]
 

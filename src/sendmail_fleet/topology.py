@@ -20,6 +20,11 @@ RELEASES = {"trixie": "13", "bookworm": "12"}
 RELEASE_BLOCK = 5
 MAX_VPS = 40
 REMOTE_DOMAIN = "remote.test"
+# The lab's ACME CA (pebble): its directory on 14000, its management interface (the issuing root) on 15000.
+ACME_NAME = "acme.lab.test"
+ACME_DIRECTORY = f"https://{ACME_NAME}:14000/dir"
+ACME_ROOT_URL = f"https://{ACME_NAME}:15000/roots/0"
+TRUST_BUNDLE = "trust.pem"  # in the lab's pki folder: the lab CA and pebble's current root, what the clients trust
 POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
 FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
 FAIL2BAN_BANTIME = 20  # ... for this many seconds
@@ -43,7 +48,7 @@ class Account:
 class Node:
     name: str  # Docker container name
     short: str  # inventory host name
-    role: str  # dns | vps | mx | client
+    role: str  # dns | acme | vps | mx | client
     address: str
     fqdn: str
     domain: str | None = None
@@ -101,6 +106,10 @@ class Topology:
     @property
     def dns(self) -> Node:
         return self.by_role("dns")[0]
+
+    @property
+    def acme(self) -> Node:
+        return self.by_role("acme")[0]
 
     @property
     def mail_hosts(self) -> list[Node]:
@@ -165,7 +174,8 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
     def addr(i: int) -> str:
         return str(hosts[i - 1])
 
-    nodes: list[Node] = [Node(f"{PREFIX}-dns", "dns", "dns", addr(2), "ns.lab.test")]
+    nodes: list[Node] = [Node(f"{PREFIX}-dns", "dns", "dns", addr(2), "ns.lab.test"),
+                         Node(f"{PREFIX}-acme", "acme", "acme", addr(3), ACME_NAME)]
     mx_name = f"{PREFIX}-mx"
     nodes.append(Node(mx_name, "mx", "mx", addr(10), f"mx.{REMOTE_DOMAIN}", REMOTE_DOMAIN,
                       "default-auth-only", _accounts(mx_name, REMOTE_DOMAIN, ("carol",), "mx"),
@@ -205,13 +215,15 @@ def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
 
 
 def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
-    """The Ansible inventory (YAML-ready dict) for the lab's mail hosts."""
+    """The Ansible inventory (YAML-ready dict) for the lab's mail hosts. Certificates come from the lab's ACME CA;
+    the lab CA's certificate per host stays given, for `-e tls_source=controller`."""
     def host_vars(n: Node) -> dict:
         hv: dict = {
             "ansible_host": n.address,
             "mail_fqdn": n.fqdn,
             "mail_domain": n.domain,
             **({"sendmail_setup_date": n.setup_date} if n.setup_date else {"sendmail_variant": n.variant}),
+            "tls_acme_email": f"postmaster@{n.domain}",
             "tls_cert_src": f"{pki_dir}/{n.short}.crt",
             "tls_key_src": f"{pki_dir}/{n.short}.key",
             "tls_ca_src": f"{pki_dir}/ca.crt",
@@ -237,6 +249,9 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
         "mitogen_ssh_keepalive_interval": 5,
         "mitogen_ssh_keepalive_count": 3,
         "ansible_python_interpreter": "/usr/bin/python3",
+        "tls_source": "acme",
+        "tls_acme_directory": ACME_DIRECTORY,
+        "tls_acme_ca_bundle": f"{pki_dir}/ca.crt",  # pebble's own HTTPS certificate is the lab CA's
         "pop_before_smtp_window": POP_BEFORE_SMTP_WINDOW,
         "pop_before_smtp_expire_interval": 5,
         # The lab's clients are test drivers that connect hundreds of times a minute and fail logins on purpose:
@@ -256,8 +271,8 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
                     # The rollout's health check relays to the remote domain and looks in its mailbox.
                     "vars": {"rollout_probe_rcpt": remote.address, "rollout_probe_remote_rcpt": remote.address,
                              "rollout_probe_mailbox_host": mx.short, "rollout_probe_mailbox": f"/var/mail/{remote.user}",
-                             # the health check verifies the lab's certificates against the lab's own CA
-                             "rollout_probe_cafile": f"{pki_dir}/ca.crt"},
+                             # the health check verifies the hosts' certificates: the lab CA's and pebble's root
+                             "rollout_probe_cafile": f"{pki_dir}/{TRUST_BUNDLE}"},
                 },
                 "remote_mx": {"hosts": {n.short: host_vars(n) for n in topo.by_role("mx")}},
             },

@@ -59,6 +59,16 @@ def test_auth_with_a_good_password_gets_235_and_relayed_mail_reaches_the_remote_
     assert_check(mail_results, node, f"AUTH {mech} relay")
 
 
+@every_vps
+def test_submission_on_465_without_auth_gets_530_and_465_is_closed_without_smtp_auth(mail_results, node):
+    assert_check(mail_results, node, "465 no auth")
+
+
+@every_vps
+def test_auth_on_465_over_verified_tls_gets_235_and_relayed_mail_reaches_the_remote_mailbox(mail_results, node):
+    assert_check(mail_results, node, "465 AUTH relay")
+
+
 @vps_with("smtp_auth")
 def test_a_wrong_password_and_an_unknown_user_get_the_same_535(mail_results, node):
     assert_check(mail_results, node, "bad/unknown AUTH")

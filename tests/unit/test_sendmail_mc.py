@@ -138,3 +138,22 @@ def test_the_probe_is_a_text_map_no_program_runs_per_command():
 
 def test_no_saslauthd_probe_when_it_is_turned_off():
     assert "saslauthd_state" not in render("default", __sendmail_uses_probe=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_465_is_opened_with_implicit_tls_and_auth_required_only_where_smtp_auth_is(variant):
+    mc = render(variant)
+    smtps = "DAEMON_OPTIONS(`Family=inet, Name=MSA-SSL-v4, Port=465, M=Eas')" in mc
+    assert smtps == all_variants()[variant].smtp_auth
+    assert ("Port=465" in render(variant, sendmail_smtps=False)) is False
+    assert ("Port=465" in render(variant, sendmail_tls=False)) is False  # implicit TLS needs a certificate
+    if smtps:
+        assert "C{SubmissionDaemons}MSA-v4 MSA-v6 MSA-SSL-v4 MSA-SSL-v6" in mc  # 454 while saslauthd is down
+
+
+def test_every_listener_serves_tls_1_2_or_later_and_the_given_ciphers():
+    mc = render("default", sendmail_tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305")
+    assert ("define(`confSERVER_SSL_OPTIONS', `+SSL_OP_NO_SSLv2 +SSL_OP_NO_SSLv3 +SSL_OP_NO_TLSv1"
+            " +SSL_OP_NO_TLSv1_1')") in mc
+    assert "define(`confCIPHER_LIST', `ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305')" in mc
+    assert "confCIPHER_LIST" not in render("default")  # "" keeps OpenSSL's default

@@ -12,7 +12,7 @@ def test_default_lab_has_every_variant_on_debian_13_and_on_debian_12_and_its_inf
     topo = build()
     roles = [n.role for n in topo.nodes]
     assert roles.count("vps") == 10 and roles.count("client") == 2
-    assert roles.count("dns") == 1 and roles.count("mx") == 1
+    assert roles.count("dns") == 1 and roles.count("mx") == 1 and roles.count("acme") == 1
     vps = topo.by_role("vps")
     assert [(n.short, n.release) for n in vps[:5]] == [(f"vps{i}", "trixie") for i in range(1, 6)]
     assert [(n.short, n.release) for n in vps[5:]] == [(f"vps{i}", "bookworm") for i in range(6, 11)]
@@ -92,7 +92,7 @@ def test_status_json_shape():
     data = build(2).to_json()
     for c in data["containers"]:
         assert {"name", "role", "address"} <= set(c)
-        assert c["role"] in ("dns", "vps", "mx", "client")
+        assert c["role"] in ("dns", "acme", "vps", "mx", "client")
         if c["role"] == "vps":
             assert c["domain"] and c["variant"]
     for a in data["accounts"]:
@@ -116,3 +116,13 @@ def test_variant_and_release_choices_travel_with_the_topology_and_survive_a_resi
     assert bigger.get("vps2").variant == "default-auth-only"
     assert [n.release for n in bigger.by_role("vps")] == ["bookworm", "trixie", "bookworm", "trixie", "trixie",
                                                           "bookworm"]
+
+
+def test_the_lab_inventory_gets_certificates_from_the_lab_acme_ca_and_keeps_the_controller_pair_at_hand():
+    inv = inventory(build(2), "/k", "/pki")
+    common = inv["all"]["vars"]
+    assert common["tls_source"] == "acme" and common["tls_acme_directory"] == "https://acme.lab.test:14000/dir"
+    assert common["tls_acme_ca_bundle"] == "/pki/ca.crt"
+    vps1 = inv["all"]["children"]["fleet"]["hosts"]["vps1"]
+    assert vps1["tls_acme_email"] == "postmaster@vps1.test" and vps1["tls_cert_src"] == "/pki/vps1.crt"
+    assert inv["all"]["children"]["fleet"]["vars"]["rollout_probe_cafile"] == "/pki/trust.pem"

@@ -5,6 +5,7 @@ It speaks SMTP or POP3 to one server and prints one JSON object: every reply cod
 so the caller asserts on reply codes rather than on logs. Usage:
   mailprobe.py smtp '{"server": ..., "port": 25, "starttls": true, "auth": ["PLAIN", "u", "p"],
                       "mail_from": ..., "rcpt": [...], "data": "..."}'
+  mailprobe.py smtp '{"server": ..., "port": 465, "tls": true, ...}'   (implicit TLS, RFC 8314)
   mailprobe.py pop3 '{"server": ..., "port": 110, "user": ..., "password": ..., "stls": true}'
   mailprobe.py smtp -      (the same JSON on standard input: keeps a password off the command line)
 """
@@ -49,6 +50,16 @@ class _POP3S(poplib.POP3_SSL):
         return self.context.wrap_socket(sock, server_hostname=self._name)
 
 
+def _tls(out: dict, sock: ssl.SSLSocket) -> None:
+    """The TLS version, and the certificate's serial, issuer and names where it was verified (Python shows
+    nothing of an unverified one)."""
+    out["tls_version"] = sock.version()
+    cert = sock.getpeercert() or {}
+    out["cert_serial"] = cert.get("serialNumber")
+    out["cert_issuer"] = dict(rdn[0] for rdn in cert.get("issuer", ())).get("commonName")
+    out["cert_names"] = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+
+
 def smtp(req: dict) -> dict:
     steps: list[dict] = []
     out: dict = {"steps": steps, "ok": False}
@@ -59,9 +70,14 @@ def smtp(req: dict) -> dict:
         return 200 <= code < 400
 
     try:
-        s = smtplib.SMTP(timeout=req.get("timeout", 20))
-        s._host = _name(req)  # STARTTLS checks the certificate against this name; connect() alone does not set it
+        if req.get("tls"):
+            s = smtplib.SMTP_SSL(timeout=req.get("timeout", 20), context=_ctx(req))
+        else:
+            s = smtplib.SMTP(timeout=req.get("timeout", 20))
+        s._host = _name(req)  # TLS checks the certificate against this name; connect() alone does not set it
         code, msg = s.connect(req["server"], req.get("port", 25))
+        if isinstance(s.sock, ssl.SSLSocket):
+            _tls(out, s.sock)
         if not step("connect", code, msg):
             return out
         code, msg = s.ehlo(req.get("helo", socket.getfqdn()))
@@ -72,6 +88,7 @@ def smtp(req: dict) -> dict:
             code, msg = s.starttls(context=_ctx(req))
             if not step("starttls", code, msg):
                 return out
+            _tls(out, s.sock)
             code, msg = s.ehlo(req.get("helo", socket.getfqdn()))
             step("ehlo", code, msg)
             out["ehlo_auth_after_tls"] = s.esmtp_features.get("auth", None)
@@ -125,6 +142,8 @@ def pop3(req: dict) -> dict:
             p.host = _name(req)  # stls() checks the certificate against self.host
             if req.get("stls", True):
                 out["steps"].append({"step": "stls", "text": p.stls(context=_ctx(req)).decode()})
+        if isinstance(p.sock, ssl.SSLSocket):
+            _tls(out, p.sock)
         out["steps"].append({"step": "user", "text": p.user(req["user"]).decode()})
         out["steps"].append({"step": "pass", "text": p.pass_(req["password"]).decode()})
         out["messages"] = p.stat()[0]

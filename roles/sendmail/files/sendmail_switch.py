@@ -16,8 +16,9 @@
                                  result: the transaction finishes even if the SSH session or the controller dies.
 
 SPEC is one JSON object (no secret is ever in it): {"mail_dir", "state_dir", "greet": [[host, port], ...],
-"offers": {"PORT": {"starttls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds}. "auth" lists the
-mechanisms the port must offer after STARTTLS ([] for none; null: not checked).
+"offers": {"PORT": {"starttls": bool, "implicit_tls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds}.
+"auth" lists the mechanisms the port must offer after STARTTLS, or after the handshake on an implicit_tls port
+such as 465 ([] for none; null: not checked).
 
 A journal (STATE_DIR/switch.json) is written before the live files change and removed when the transaction
 has ended: a switch that died half-way (host crash, killed unit) is reported by `check` as unfinished, and
@@ -210,14 +211,19 @@ def _greeting(host: str, port: int, deadline: float) -> str:
     raise SwitchError(f"{host}:{port} gave no 220 greeting: {last}")
 
 
-def _offer(port: int) -> dict:
-    """What sendmail offers on a port: STARTTLS, and AUTH mechanisms after STARTTLS. Read-only: EHLO only."""
+def _offer(port: int, implicit_tls: bool = False) -> dict:
+    """What sendmail offers on a port: STARTTLS, and AUTH mechanisms after STARTTLS (on an implicit-TLS port such
+    as 465: after the TLS handshake it starts with). Read-only: EHLO only."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the offer is checked, not the certificate
+    if implicit_tls:
+        with smtplib.SMTP_SSL("127.0.0.1", port, timeout=15, context=ctx) as s:
+            s.ehlo("localhost")
+            return {"starttls": False, "tls": True, "auth": sorted(s.esmtp_features.get("auth", "").split())}
     with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
         s.ehlo("localhost")
-        out: dict = {"starttls": s.has_extn("starttls"), "auth": None}
+        out: dict = {"starttls": s.has_extn("starttls"), "tls": False, "auth": None}
         if out["starttls"]:
-            ctx = ssl.create_default_context()
-            ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the offer is checked, not the certificate
             s.starttls(context=ctx)
             s.ehlo("localhost")
         out["auth"] = sorted(s.esmtp_features.get("auth", "").split()) if out["starttls"] else None
@@ -247,7 +253,7 @@ class System:
         for host, port in self.spec.greet:
             _greeting(host, port, deadline)
         for port, want in sorted(self.spec.offers.items()):
-            got = _offer(port)
+            got = _offer(port, bool(want.get("implicit_tls")))
             if want.get("starttls") and not got["starttls"]:
                 raise SwitchError(f"port {port} offers no STARTTLS")
             if want.get("auth") is not None and got["auth"] is not None and got["auth"] != sorted(want["auth"]):

@@ -1,0 +1,125 @@
+"""The tls role's other sources beside the lab's ACME: a certificate from the controller is checked before it is
+installed (it must match its key and not have expired, else the live files stay as they are); a self-signed one is
+made when the certificate is not self-signed, is remade within 30 days of its end or when the host's name changes,
+and is left alone otherwise. Runs `--tags tls` on one host of each release, then puts the ACME certificate back."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from .conftest import changed_tasks, playbook, recap, sha
+
+LIVE = ("/etc/ssl/sendmail-fleet/cert.pem", "/etc/ssl/sendmail-fleet/key.pem")
+UNCHANGED = "It was not installed; the live certificate in /etc/ssl/sendmail-fleet is unchanged."
+
+
+def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def issue(paths, name: str, not_after: dt.datetime) -> tuple[bytes, bytes]:
+    """A certificate for `name` signed by the lab's CA, ending at `not_after`, and its key."""
+    ca_cert = x509.load_pem_x509_certificate((paths.pki / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((paths.pki / "ca.key").read_bytes(), None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_after - dt.timedelta(days=400)).not_valid_after(not_after)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def live_cert(maillab, node) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(maillab.sh(node, f"cat {LIVE[0]}")[1].encode())
+
+
+@pytest.fixture(scope="module")
+def pairs(paths, tmp_path_factory, provisioned):
+    """Files on the controller: a good certificate with another key, and an expired certificate with its key."""
+    folder = tmp_path_factory.mktemp("certs")
+    node = provisioned.get("vps4")
+    now = dt.datetime.now(dt.timezone.utc)
+    good, _ = issue(paths, node.fqdn, now + dt.timedelta(days=300))
+    _, other_key = issue(paths, node.fqdn, now + dt.timedelta(days=300))
+    expired, expired_key = issue(paths, node.fqdn, now - dt.timedelta(days=2))
+    files = {"good.crt": good, "other.key": other_key, "expired.crt": expired, "expired.key": expired_key}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        (folder / name).chmod(0o600)
+    return {name: str(folder / name) for name in files}
+
+
+@pytest.mark.parametrize(("cert", "key", "why"), [
+    ("good.crt", "other.key", "does not match its key"),
+    ("expired.crt", "expired.key", "has expired"),
+], ids=["key-mismatch", "expired"])
+def test_a_controller_certificate_that_fails_its_checks_is_refused_and_the_live_files_stay(
+        pairs, maillab, paths, cert, key, why):
+    vps4 = maillab.topo.get("vps4")
+    before = [sha(vps4, f) for f in LIVE]
+    run = playbook(paths, "-l", "vps4", "--tags", "tls", "-e", "tls_source=controller",
+                   "-e", f"tls_cert_src={pairs[cert]}", "-e", f"tls_key_src={pairs[key]}")
+    assert run.returncode != 0
+    said = " ".join(run.stdout.split())
+    assert f"the certificate {pairs[cert]} {why}" in said and UNCHANGED in said, run.stdout[-3000:]
+    assert [sha(vps4, f) for f in LIVE] == before
+    offer = maillab.smtp("client1", vps4, port=587, starttls=True)  # verified against the lab's CA, as before
+    assert offer.raw["ok"] and offer.raw.get("tls_version") in ("TLSv1.2", "TLSv1.3"), offer.summary()
+
+
+def test_a_self_signed_certificate_is_made_renewed_near_its_end_remade_for_a_new_name_and_else_kept(maillab, paths):
+    vps9 = maillab.topo.get("vps9")  # Debian 12 (openssl 3.0); the controller source above ran on 13
+    self_signed = ("-l", "vps9", "--tags", "tls", "-e", "tls_source=self-signed")
+    # The lab's certificate (from its ACME CA) is not self-signed: the source changed, so one is made (short-lived,
+    # on purpose).
+    short = playbook(paths, *self_signed, "-e", "tls_self_signed_days=10")
+    assert short.returncode == 0, short.stdout[-3000:]
+    first = live_cert(maillab, vps9)
+    assert first.issuer == first.subject and (first.not_valid_after_utc - first.not_valid_before_utc).days == 10
+    # 10 days left is inside the 30-day window: the next run makes a new one.
+    renewed = playbook(paths, *self_signed)
+    assert renewed.returncode == 0, renewed.stdout[-3000:]
+    second = live_cert(maillab, vps9)
+    assert second.serial_number != first.serial_number and (second.not_valid_after_utc - dt.datetime.now(
+        dt.timezone.utc)).days >= 820
+    again = playbook(paths, *self_signed)
+    assert recap(again.stdout)["vps9"]["changed"] == 0, changed_tasks(again.stdout)
+    assert live_cert(maillab, vps9).serial_number == second.serial_number
+    renamed = playbook(paths, *self_signed, "-e", "mail_fqdn=mail2.vps9.test")
+    assert renamed.returncode == 0, renamed.stdout[-3000:]
+    names = live_cert(maillab, vps9).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["mail2.vps9.test"]
+    # Another source: certbot's renewal of the old certificate is gone (it would overwrite this one).
+    code, _ = maillab.sh(vps9, "test -e /etc/letsencrypt/renewal/sendmail-fleet.conf")
+    assert code != 0
+    # Back to the lab's ACME CA (a new certificate, as certbot's was deleted), which clients verify again.
+    back = playbook(paths, "-l", "vps9", "--tags", "tls")
+    assert back.returncode == 0, back.stdout[-3000:]
+    offer = maillab.smtp("client1", vps9, port=587, starttls=True)
+    assert offer.raw["ok"] and offer.raw["cert_issuer"].startswith("Pebble"), offer.summary()
+
+
+def test_a_good_controller_certificate_is_installed_and_a_second_run_changes_nothing(maillab, paths):
+    vps4 = maillab.topo.get("vps4")  # the lab CA's certificate for vps4, given in the inventory
+    controller = ("-l", "vps4", "--tags", "tls", "-e", "tls_source=controller")
+    first = playbook(paths, *controller)
+    assert first.returncode == 0, first.stdout[-3000:]
+    offer = maillab.smtp("client1", vps4, port=465, tls=True)
+    assert offer.raw["ok"] and offer.raw["cert_issuer"] == "sendmail-fleet lab CA", offer.summary()
+    again = playbook(paths, *controller)
+    assert recap(again.stdout)["vps4"]["changed"] == 0, changed_tasks(again.stdout)
+    _, listing = maillab.sh(vps4, "stat -c '%a %U %G' /etc/ssl/sendmail-fleet/key.pem /etc/ssl/sendmail-fleet/incoming")
+    assert listing.split("\n")[:2] == ["600 root root", "700 root root"], listing
+    back = playbook(paths, "-l", "vps4", "--tags", "tls")  # the lab's ACME certificate again
+    assert back.returncode == 0, back.stdout[-3000:]
+    _, listing = maillab.sh(vps4, "ls -a /etc/ssl/sendmail-fleet")
+    assert "incoming" not in listing.split()  # no copy of the controller's key stays behind
+    assert maillab.smtp("client1", vps4, port=587, starttls=True).raw["cert_issuer"].startswith("Pebble")
