@@ -46,21 +46,27 @@ def ensure_ca(directory: Path) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     return cert, ca_key
 
 
-def ensure_host_cert(directory: Path, short: str, names: list[str]) -> None:
-    crt, key = directory / f"{short}.crt", directory / f"{short}.key"
-    if crt.exists() and key.exists():
-        return
+def issue(directory: Path, names: list[str], not_after: dt.datetime) -> tuple[bytes, bytes]:
+    """A server certificate for `names` signed by the lab's CA, valid until `not_after`, and its new key (PEM)."""
     ca_cert, ca_key = ensure_ca(directory)
     host_key = _key()
-    now = dt.datetime.now(dt.timezone.utc)
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
             .issuer_name(ca_cert.subject).public_key(host_key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=825))
+            .not_valid_before(min(not_after, dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=1))
+            .not_valid_after(not_after)
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write(key, _pem_key(host_key), 0o600)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(host_key)
+
+
+def ensure_host_cert(directory: Path, short: str, names: list[str]) -> None:
+    crt, key = directory / f"{short}.crt", directory / f"{short}.key"
+    if crt.exists() and key.exists():
+        return
+    cert_pem, key_pem = issue(directory, names, dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=825))
+    _write(key, key_pem, 0o600)
+    _write(crt, cert_pem, 0o644)

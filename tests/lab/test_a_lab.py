@@ -59,7 +59,7 @@ def test_status_json_lists_containers_and_accounts(topo):
     names = {c["name"]: c for c in data["containers"]}
     assert set(names) == {n.name for n in topo.nodes}
     assert all(c["state"] == "running" for c in data["containers"])
-    assert {c["role"] for c in data["containers"]} == {"dns", "vps", "mx", "client"}
+    assert {c["role"] for c in data["containers"]} == {"dns", "acme", "vps", "mx", "client"}
     vps1 = names["maillab-vps1"]
     assert vps1["variant"] == "pop-before-smtp" and vps1["domain"] == "vps1.test"
     assert {"host": "maillab-vps1", "user": "alice", "address": "alice@vps1.test",

@@ -9,32 +9,13 @@ import datetime as dt
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from sendmail_fleet.pki import issue
 
 from .conftest import changed_tasks, playbook, recap, sha
 
 LIVE = ("/etc/ssl/sendmail-fleet/cert.pem", "/etc/ssl/sendmail-fleet/key.pem")
 UNCHANGED = "It was not installed; the live certificate in /etc/ssl/sendmail-fleet is unchanged."
-
-
-def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def issue(paths, name: str, not_after: dt.datetime) -> tuple[bytes, bytes]:
-    """A certificate for `name` signed by the lab's CA, ending at `not_after`, and its key."""
-    ca_cert = x509.load_pem_x509_certificate((paths.pki / "ca.crt").read_bytes())
-    ca_key = serialization.load_pem_private_key((paths.pki / "ca.key").read_bytes(), None)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_after - dt.timedelta(days=400)).not_valid_after(not_after)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
 
 
 def live_cert(maillab, node) -> x509.Certificate:
@@ -47,9 +28,9 @@ def pairs(paths, tmp_path_factory, provisioned):
     folder = tmp_path_factory.mktemp("certs")
     node = provisioned.get("vps4")
     now = dt.datetime.now(dt.timezone.utc)
-    good, _ = issue(paths, node.fqdn, now + dt.timedelta(days=300))
-    _, other_key = issue(paths, node.fqdn, now + dt.timedelta(days=300))
-    expired, expired_key = issue(paths, node.fqdn, now - dt.timedelta(days=2))
+    good, _ = issue(paths.pki, [node.fqdn], now + dt.timedelta(days=300))
+    _, other_key = issue(paths.pki, [node.fqdn], now + dt.timedelta(days=300))
+    expired, expired_key = issue(paths.pki, [node.fqdn], now - dt.timedelta(days=2))
     files = {"good.crt": good, "other.key": other_key, "expired.crt": expired, "expired.key": expired_key}
     for name, data in files.items():
         (folder / name).write_bytes(data)

@@ -1,4 +1,4 @@
-"""The rollout's probe checks certificates when asked (production), and only then (the lab's clients)."""
+"""The rollout's probe checks certificates when asked (the rollout's default, and every lab client), and only then."""
 
 import ssl
 

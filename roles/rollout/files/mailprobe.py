@@ -23,8 +23,9 @@ import sys
 
 
 def _ctx(req: dict) -> ssl.SSLContext:
-    """With "verify" the server's certificate must chain to "cafile" (else the system's CAs) and name
-    "server_name" (else "server"); without it (the lab's clients) only the MTA's behaviour is tested."""
+    """With "verify" (what the rollout and the lab ask for) the server's certificate must chain to "cafile" (else
+    the system's CAs) and name "server_name" (else "server"); without it only the MTA's behaviour is tested, for
+    a server whose certificate nothing can check (rollout_probe_verify: false)."""
     if req.get("verify"):
         return ssl.create_default_context(cafile=req.get("cafile") or None)
     ctx = ssl.create_default_context()
