@@ -156,4 +156,5 @@ def test_every_listener_serves_tls_1_2_or_later_and_the_given_ciphers():
     assert ("define(`confSERVER_SSL_OPTIONS', `+SSL_OP_NO_SSLv2 +SSL_OP_NO_SSLv3 +SSL_OP_NO_TLSv1"
             " +SSL_OP_NO_TLSv1_1')") in mc
     assert "define(`confCIPHER_LIST', `ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305')" in mc
-    assert "confCIPHER_LIST" not in render("default")  # "" keeps OpenSSL's default
+    assert "confCIPHER_LIST" not in render("default", sendmail_tls_ciphers="")  # "" keeps OpenSSL's default
+    assert "ECDHE-RSA-AES128-GCM-SHA256" in render("default")  # the role's own default is the project's policy
