@@ -100,19 +100,28 @@ def self_signed_scenario(maillab, paths) -> None:
     assert offer.raw["ok"] and offer.raw["cert_issuer"].startswith("Pebble"), offer.summary()
 
 
+def key_lines_in(output: str, key_pem: str) -> list[str]:
+    """The lines of a private key's body that appear in a playbook's output (none may)."""
+    body = [line for line in key_pem.splitlines() if line and "PRIVATE KEY" not in line]
+    assert body, "no key body to look for"
+    return [line for line in body if line in output] + (["PRIVATE KEY"] if "PRIVATE KEY" in output else [])
+
+
 def test_a_good_controller_certificate_is_installed_and_a_second_run_changes_nothing(maillab, paths):
     vps4 = maillab.topo.get("vps4")  # the lab CA's certificate for vps4, given in the inventory
     controller = ("-l", "vps4", "--tags", "tls", "-e", "tls_source=controller")
-    first = playbook(paths, *controller)
+    first = playbook(paths, "-vvv", *controller)  # the key changes, at the highest verbosity
     assert first.returncode == 0, first.stdout[-3000:]
+    assert key_lines_in(first.stdout, (paths.pki / "vps4.key").read_text()) == []
     offer = maillab.smtp("client1", vps4, port=465, tls=True)
     assert offer.raw["ok"] and offer.raw["cert_issuer"] == "sendmail-fleet lab CA", offer.summary()
     again = playbook(paths, *controller)
     assert recap(again.stdout)["vps4"]["changed"] == 0, changed_tasks(again.stdout)
     _, listing = maillab.sh(vps4, "stat -c '%a %U %G' /etc/ssl/sendmail-fleet/key.pem /etc/ssl/sendmail-fleet/incoming")
     assert listing.split("\n")[:2] == ["600 root root", "700 root root"], listing
-    back = playbook(paths, "-l", "vps4", "--tags", "tls")  # the lab's ACME certificate again
+    back = playbook(paths, "-vvv", "-l", "vps4", "--tags", "tls")  # the lab's ACME certificate again: a new key
     assert back.returncode == 0, back.stdout[-3000:]
+    assert key_lines_in(back.stdout, maillab.sh(vps4, "cat /etc/ssl/sendmail-fleet/key.pem")[1]) == []
     _, listing = maillab.sh(vps4, "ls -a /etc/ssl/sendmail-fleet")
     assert "incoming" not in listing.split()  # no copy of the controller's key stays behind
     assert maillab.smtp("client1", vps4, port=587, starttls=True).raw["cert_issuer"].startswith("Pebble")
