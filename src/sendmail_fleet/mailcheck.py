@@ -119,8 +119,9 @@ class MailLab:
 CLOSED = "closed"  # what a client sees where no listener is: its connection is refused
 
 
-def _refused(res: Smtp) -> bool:
-    first = res.raw["steps"][0] if res.raw["steps"] else {}
+def refused_at_connect(steps: list[dict]) -> bool:
+    """A probe's steps (SMTP or POP3) say its connection was refused: no listener, or a ban."""
+    first = steps[0] if steps else {}
     return first.get("step") == "error" and "Connection refused" in first.get("text", "")
 
 
@@ -205,7 +206,7 @@ class Checks:
         """Submissions on 465 (implicit TLS) without AUTH: 530 where the variant has SMTP-Auth; no listener where
         it has not."""
         res, _ = self._relay("client1", port=465, tls=True)
-        if _refused(res):
+        if refused_at_connect(res.raw["steps"]):
             return self._add("465 no auth", CLOSED, detail=res.summary())
         seen = res.code("rcpt") if res.code("mail") == 250 else res.code("mail")
         return self._add("465 no auth", str(seen or res.last_code), not res.raw["ok"], res.summary())
@@ -213,7 +214,7 @@ class Checks:
     def smtps_auth_relay(self) -> Result:
         """AUTH PLAIN on 465 (the TLS session verified), then relay to the remote mailbox."""
         res, tok = self._relay("client1", port=465, tls=True, auth=["PLAIN", self.alice.user, self.alice.password])
-        if _refused(res):
+        if refused_at_connect(res.raw["steps"]):
             return self._add("465 AUTH relay", CLOSED, detail=res.summary())
         code = res.code("auth")
         delivered = code != 235 or (res.raw["ok"] and self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok))

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sendmail_fleet.mailcheck import Checks, MailLab
+from sendmail_fleet.mailcheck import Checks, MailLab, refused_at_connect
 from sendmail_fleet.topology import FAIL2BAN_BANTIME, FAIL2BAN_MAXRETRY
 
 HOST = "vps3"  # default-auth-only
@@ -17,10 +17,8 @@ HOST = "vps3"  # default-auth-only
 def refused(lab: MailLab, node, port: int) -> bool:
     """client2 cannot open a connection to the port (the ban rejects it)."""
     if port in (110, 995):
-        steps = lab.pop3("client2", node, "nobody", "x", port=port)["steps"]
-        return bool(steps) and steps[0]["step"] == "error" and "Connection refused" in steps[0]["text"]
-    first = lab.smtp("client2", node, port=port, timeout=5).raw["steps"][0]
-    return first["step"] == "error" and "Connection refused" in first["text"]
+        return refused_at_connect(lab.pop3("client2", node, "nobody", "x", port=port)["steps"])
+    return refused_at_connect(lab.smtp("client2", node, port=port, timeout=5).raw["steps"])
 
 
 def wait_for(condition, timeout: float) -> bool:
