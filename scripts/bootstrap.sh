@@ -15,9 +15,15 @@ fi
 stamp=.venv/.sendmail-fleet-installed
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "bootstrap: installing sendmail-fleet with its test and lint tools and Mitogen into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade pip >&2
-  .venv/bin/python -m pip install -q -e '.[test,lint,fast]' >&2
+  # pip's own output (and any warnings of this machine's pip configuration) go to a log, shown when pip fails.
+  mkdir -p .lab/logs
+  log=.lab/logs/bootstrap-pip.log
+  echo "bootstrap: installing sendmail-fleet with its test and lint tools and Mitogen into .venv (log: $log)" >&2
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[test,lint,fast]'; } >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    echo "bootstrap: error: pip install failed; the whole output is in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 # This checkout is the Ansible collection sendmail_fleet.mail: ansible.cfg's collections_path finds it here.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -42,6 +43,8 @@ def _vps_count(text: str) -> int:
 
 def parser() -> Parser:
     p = Parser(prog="maillab", description="The sendmail-fleet lab: a Docker fleet of VPSes that sends real mail.")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print everything as it comes: image build steps, Ansible's own stream, each mail check")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     u = sub.add_parser("up", help="build what is missing, start or repair the lab")
     u.add_argument("--vps", type=_vps_count,
@@ -64,6 +67,9 @@ def parser() -> Parser:
     d.add_argument("--vps", type=_vps_count)
     d.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     d.add_argument("--skip-provision", action="store_true", help="reuse an already provisioned lab")
+    for sp in (u, d):
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="print everything as it comes (as maillab -v)")
     return p
 
 
@@ -107,10 +113,25 @@ def _table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def provision(paths: Paths, extra: Sequence[str], name: str = "site.yml") -> int:
+def provision(paths: Paths, extra: Sequence[str], progress: Progress, name: str = "site.yml") -> None:
+    """Run a playbook on the lab: a line per phase (Ansible's whole output in a log under .lab/logs, its path
+    printed first); with -v, or an ansible-playbook -v/-vvv among `extra`, Ansible's stream as well. A failure
+    raises LabError naming each failed host, its task and message, and the log."""
     if not paths.inventory.exists():
         raise LabError("no lab inventory: run `maillab up` first")
-    return playbook.run(paths.inventory, name, *extra).returncode
+    raw = progress.verbose or any(re.fullmatch(r"-v+|--verbose", a) for a in extra)
+    log = playbook.log_path(paths.state / "logs", name)
+    hosts = len(saved_topology(paths).mail_hosts)
+    progress.say(f"full Ansible output: {log}")
+    with progress.step(f"provisioning with playbooks/{name} ({hosts} lab hosts{', limited' if _limited(extra) else ''})"):
+        run = playbook.run_followed(paths.inventory, name, *extra, log=log, progress=progress, raw=raw)
+        if run.returncode != 0:
+            raise LabError(run.failure("provisioning"))
+        progress.say(f"provisioned: {run.view.summary()}")
+
+
+def _limited(extra: Sequence[str]) -> bool:
+    return any(a in ("-l", "--limit") or a.startswith("--limit=") for a in extra)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -121,7 +142,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "provision":
         args.ansible_args = [*extra, *args.ansible_args]
     paths = Paths.default()
-    progress = Progress()
+    progress = Progress(verbose=args.verbose)
     if args.command == "up":
         topo = _topology(args, paths)
         up(topo, paths, progress)
@@ -148,7 +169,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                "-o", "LogLevel=ERROR", f"root@{node.address}", *args.cmd]
         return subprocess.run(ssh).returncode
     if args.command == "provision":
-        return provision(paths, args.ansible_args)
+        provision(paths, args.ansible_args, progress)
+        return 0
     if args.command == "demo":
         from .demo import demo
         return demo(paths, progress, provision, args.vps, args.json, args.skip_provision)

@@ -79,7 +79,7 @@ def _build(client: docker.DockerClient, path: Path, ref: str, progress: Progress
                 raise EngineError(f"building {ref} failed: {chunk['error'].strip()}")
             line = chunk.get("stream", "").strip()
             if line.startswith("Step "):
-                progress.say(f"  {ref}: {line}")
+                progress.detail(f"  {ref}: {line}")
             if line:
                 last = line
     except BuildError as exc:

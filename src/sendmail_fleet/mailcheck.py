@@ -20,7 +20,7 @@ from docker.models.containers import Container
 import docker
 
 from .host import HELPERS
-from .topology import Node, Topology
+from .topology import RELEASES, Node, Topology
 from .variants import NOT_APPLICABLE, all_variants, promise
 
 PROBE = HELPERS["mailprobe"]
@@ -145,6 +145,14 @@ class Checks:
         self.alice, self.bob = vps.accounts[0], vps.accounts[1]
         self.carol = self.mx.accounts[0]
         self.results: list[Result] = []
+
+    def tally(self) -> str:
+        """One line for this VPS: how many checks so far saw what the variant promises, and which did not."""
+        bad = [r.check for r in self.results if not r.passed]
+        debian = RELEASES.get(self.vps.release or "", "?")
+        line = (f"{self.vps.short:6} Debian {debian:3} {self.variant.name:31} "
+                f"{len(self.results) - len(bad):>2}/{len(self.results)} checks as promised")
+        return line + (f"; FAIL: {', '.join(bad)}" if bad else "")
 
     def expect(self, check: str) -> str:
         return promise(self.variant.name, check)
@@ -317,14 +325,17 @@ class Checks:
                 self.other_client_refused, self.procmail_recipe, self.saslauthd_down]
 
 
-def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambda s: None) -> dict[str, Checks]:
-    """Every check on every VPS (VPSes in parallel), then the POP-before-SMTP window expiry."""
+def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambda s: None,
+            detail: Callable[[str], None] = lambda s: None) -> dict[str, Checks]:
+    """Every check on every VPS (VPSes in parallel), then the POP-before-SMTP window expiry. `progress` gets a
+    line per VPS when its checks are done, `detail` one per check."""
     checks = {n.short: Checks(lab, n) for n in lab.topo.by_role("vps")}
 
     def first_phase(c: Checks) -> None:
         for fn in c.before_window():
             r = fn()
-            progress(f"{c.vps.short:6} {r.check:18} {r.seen:>6} {'pass' if r.passed else 'FAIL'}")
+            detail(f"{c.vps.short:6} {r.check:18} {r.seen:>6} {'pass' if r.passed else 'FAIL'}")
+        progress(c.tally())
 
     with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
         list(pool.map(first_phase, checks.values()))
@@ -336,6 +347,10 @@ def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambd
     while time.monotonic() < deadline:
         time.sleep(min(1.0, deadline - time.monotonic()))
     with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
-        for r in pool.map(lambda c: c.window_expired(), checks.values()):
-            progress(f"window expiry {r.seen} {'pass' if r.passed else 'FAIL'}")
+        expired = list(pool.map(lambda c: c.window_expired(), checks.values()))
+    for c, r in zip(checks.values(), expired, strict=True):
+        detail(f"{c.vps.short:6} {r.check:18} {r.seen:>6} {'pass' if r.passed else 'FAIL'}")
+    bad = [c.vps.short for c, r in zip(checks.values(), expired, strict=True) if not r.passed]
+    progress(f"window expiry: {len(expired) - len(bad)}/{len(expired)} VPS as promised"
+             + (f"; FAIL on {', '.join(bad)}" if bad else ""))
     return checks

@@ -4,12 +4,18 @@ the benchmarks all come through here, with the repository's ansible.cfg and this
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from . import repo_root
+from .progress import LIVE_INTERVAL, Progress, RunView
 
 # Mitogen (the optional `fast` extra) runs each host's modules in one long-lived Python instead of a new one per
 # task: the lab's second site.yml run took half the time with it (benchmarks/results/provision_after.md). The roles
@@ -64,3 +70,96 @@ def run(inventory: Path, playbook: str | Path, *args: str, capture: bool = False
     out = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
     return subprocess.run(argv(inventory, playbook, *args), env={**ansible_env(accelerated), **(env or {})}, cwd=repo_root(),
                           timeout=timeout, check=False, **out)
+
+
+PROGRESS_CALLBACK = "sendmail_fleet.mail.progress"
+KEEP_LOGS = 30  # logs of earlier runs kept in the log folder (the newest)
+HEARTBEAT = 60.0  # without a terminal: a line when a phase has run this long without one
+
+
+@dataclass
+class Followed:
+    """A run followed by its progress events: its exit status, where its full output is, what the view saw."""
+    returncode: int
+    log: Path
+    view: RunView
+
+    def failure(self, what: str) -> str:
+        """The failure told in one place: each failed host with its task and message, then the log's path."""
+        lines = [f"{what} failed (ansible-playbook exited {self.returncode})"]
+        failed = self.view.failed_hosts()
+        for f in failed:
+            lines.append(f"  {f.host}: task [{f.task}]")
+            lines += [f"    {line}" for line in f.message.strip().splitlines()[-8:]]
+        if not failed:
+            tail = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()][-6:]
+            lines.append("  no host failed a task; the last lines Ansible printed:")
+            lines += [f"    {line}" for line in tail]
+        lines.append(f"  full Ansible output: {self.log}")
+        return "\n".join(lines)
+
+
+def log_path(log_dir: Path, playbook: str | Path) -> Path:
+    """A new log file for this run (log_dir/NAME-YYYYmmdd-HHMMSS.log); the oldest beyond KEEP_LOGS are removed."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(str(playbook)).stem
+    old = sorted(log_dir.glob(f"{stem}-*.log"))
+    for stale in old[: max(0, len(old) - KEEP_LOGS + 1)]:
+        stale.unlink(missing_ok=True)
+        stale.with_suffix(".events.jsonl").unlink(missing_ok=True)
+    base = log_dir / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base.with_suffix(".log"), 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}.log")
+    return path
+
+
+def _callbacks(env: dict[str, str]) -> str:
+    enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c.strip()]
+    return ",".join([*enabled, PROGRESS_CALLBACK] if PROGRESS_CALLBACK not in enabled else enabled)
+
+
+def run_followed(inventory: Path, playbook: str | Path, *args: str, log: Path, progress: Progress,
+                 raw: bool = False, accelerated: bool = True) -> Followed:
+    """Run a playbook with its whole output in `log` and its progress on `progress`: a line per finished phase,
+    a live line on a terminal (or a line a minute when a phase takes long without one). With raw, Ansible's own
+    stream is printed as well, as it comes."""
+    events = log.with_suffix(".events.jsonl")
+    events.write_text("")
+    env = ansible_env(accelerated)
+    env.update(ANSIBLE_CALLBACKS_ENABLED=_callbacks(env), SENDMAIL_FLEET_EVENTS=str(events))
+    view = RunView()
+    with open(log, "w", encoding="utf-8") as out, open(events, "rb") as feed:
+        proc = subprocess.Popen(argv(inventory, playbook, *args), env=env, cwd=repo_root(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE if raw else out, stderr=subprocess.STDOUT, text=True)
+        copier = threading.Thread(target=_tee, args=(proc.stdout, out), daemon=True) if raw else None
+        if copier:
+            copier.start()
+        said, pending = time.monotonic(), b""
+        while True:
+            done = proc.poll() is not None
+            pending += feed.read()
+            *lines, pending = pending.split(b"\n")  # whole lines only: a line may be half written
+            for line in filter(None, lines):
+                for text in view.feed(json.loads(line)):
+                    progress.say(text)
+                    said = time.monotonic()
+            if done:
+                break
+            if not progress.tty and not raw and time.monotonic() - said >= HEARTBEAT:
+                progress.say(f"  ... {view.live()}")
+                said = time.monotonic()
+            progress.live(view.live())
+            time.sleep(LIVE_INTERVAL / 2)
+        if copier:
+            copier.join()
+        progress.end_live()
+    return Followed(proc.returncode, log, view)
+
+
+def _tee(stream: IO[str], out: IO[str]) -> None:
+    for line in stream:
+        out.write(line)
+        sys.stdout.write(line)
+    sys.stdout.flush()

@@ -1,0 +1,153 @@
+"""Progress instead of the stream: the progress callback (plugins/callback/progress.py) on real ansible-playbook
+runs against the controller itself, the view that reads its events (sendmail_fleet.progress.RunView) and the
+runner that keeps Ansible's whole output in a log (sendmail_fleet.playbook.run_followed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sendmail_fleet import playbook as ansible_playbook
+from sendmail_fleet.progress import Progress, RunView
+
+SECRET = "s3cr3t-pa55word-never-printed"
+
+PLAYBOOK = f"""
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: Setup | Warm up
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Setup | Ignored failure
+      ansible.builtin.command: "false"
+      ignore_errors: true
+    - name: Build | Compile the staged sendmail.mc
+      ansible.builtin.command:
+        argv: [sh, -c, 'echo "m4 refused the .mc: no_such_feature" >&2; exit 3']
+      when: inventory_hostname == 'broken'
+      changed_when: false
+    - name: Secret | A step that fails with a password in it
+      ansible.builtin.command:
+        argv: [sh, -c, 'echo {SECRET}; exit 1']
+      no_log: true
+      when: inventory_hostname == 'secretive'
+    - name: Finish | Last step
+      ansible.builtin.debug: {{msg: done}}
+"""
+
+
+def inventory(tmp: Path, hosts: list[str]) -> Path:
+    inv = tmp / "hosts.ini"
+    inv.write_text("".join(f"{h} ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+                           for h in hosts))
+    return inv
+
+
+def followed(tmp: Path, hosts: list[str], tty: bool = False, raw: bool = False):
+    (tmp / "pb.yml").write_text(PLAYBOOK)
+    out = io.StringIO()
+    run = ansible_playbook.run_followed(inventory(tmp, hosts), tmp / "pb.yml", log=tmp / "run.log",
+                                        progress=Progress(stream=out, tty=tty), raw=raw, accelerated=False)
+    return run, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory):
+    return followed(tmp_path_factory.mktemp("failing"), ["good", "broken", "secretive"])
+
+
+def test_a_good_run_prints_one_line_per_phase_and_keeps_the_whole_output_in_the_log(tmp_path):
+    run, printed = followed(tmp_path, ["one", "two"])
+    assert run.returncode == 0
+    lines = printed.splitlines()
+    assert [line.split("]", 1)[1].split()[0] for line in lines] == ["play"], printed  # no roles: one phase
+    assert "2 hosts" in lines[0]
+    log = run.log.read_text()
+    assert "TASK [Finish | Last step]" in log and "PLAY RECAP" in log  # the stream went to the log, not the screen
+    assert "PLAY RECAP" not in printed
+    assert run.view.failed_hosts() == []
+    assert run.view.summary() == "2 hosts, 2 changes, 0 failed"  # the ignored failure of `false` counts as a change
+
+
+def test_the_failure_names_the_host_its_task_its_message_and_the_log(failing):
+    run, _ = failing
+    assert run.returncode != 0
+    text = run.failure("provisioning")
+    assert "  broken: task [Build | Compile the staged sendmail.mc]" in text
+    assert "m4 refused the .mc: no_such_feature" in text
+    assert text.splitlines()[-1] == f"  full Ansible output: {run.log}"
+    assert "good:" not in text  # a host that did not fail is not named
+    assert "Ignored failure" not in text  # an ignored failure is no failure
+
+
+def test_a_no_log_failure_is_named_but_its_data_is_never_shown(failing):
+    run, printed = failing
+    text = run.failure("provisioning")
+    assert "  secretive: task [Secret | A step that fails with a password in it]" in text
+    assert "no_log" in text  # Ansible's own "output hidden" text stands for the message
+    events = run.log.with_suffix(".events.jsonl").read_text()
+    for where in (text, printed, events, run.log.read_text()):
+        assert SECRET not in where
+
+
+def test_the_events_file_is_json_lines_ending_with_the_recap(failing):
+    run, _ = failing
+    events = [json.loads(line) for line in run.log.with_suffix(".events.jsonl").read_text().splitlines()]
+    assert events[0]["e"] == "play" and events[-1]["e"] == "stats"
+    assert set(events[-1]["hosts"]) == {"good", "broken", "secretive"}
+    assert events[-1]["hosts"]["broken"]["failures"] == 1 and events[-1]["hosts"]["good"]["failures"] == 0
+    times = [e["t"] for e in events]
+    assert times == sorted(times)
+
+
+def test_on_a_terminal_the_live_line_is_redrawn_in_place(tmp_path):
+    _, printed = followed(tmp_path, ["one"], tty=True)
+    assert "\r\x1b[K" in printed  # the live line was drawn and erased before the next line
+    assert "hosts done with the current task" in printed
+
+
+def test_raw_shows_ansibles_stream_as_well_and_still_logs_it(tmp_path, capfd):
+    run, _ = followed(tmp_path, ["one"], raw=True)
+    shown = capfd.readouterr().out
+    assert "TASK [Finish | Last step]" in shown and "TASK [Finish | Last step]" in run.log.read_text()
+
+
+def events(*items: tuple) -> list[dict]:
+    kinds = {"task": ("name", "role"), "start": ("host", "task"), "result": ("host", "status", "role", "task", "msg")}
+    out = []
+    for t, (kind, *values) in enumerate(items):
+        out.append({"e": kind, "t": float(t), **dict(zip(kinds.get(kind, ()), values, strict=False))})
+    return out
+
+
+def test_the_view_ends_a_phase_when_another_role_starts_and_names_the_slowest_host():
+    view = RunView()
+    printed: list[str] = []
+    for e in events(("task", "Packages", "mail_host"), ("start", "vps2", "Packages"), ("start", "vps1", "Packages"),
+                    ("result", "vps1", "changed"), ("result", "vps2", "ok"),
+                    ("task", "Certificate", "tls"), ("start", "vps1", "Certificate")):
+        printed += view.feed(e)
+    assert len(printed) == 1
+    assert printed[0].split()[:3] == ["mail_host", "2", "hosts"]
+    assert "slowest vps2" in printed[0] and "changed on 1" in printed[0]
+    assert view.live().startswith("1/2 hosts done with the current task · tls: Certificate · tls: vps1 busy")
+
+
+def test_the_recap_decides_who_failed_a_rescued_failure_is_not_named():
+    view = RunView()
+    deploy = "sendmail : Deploy"  # as Ansible names a role's task to callbacks
+    for e in events(("task", deploy, "sendmail"), ("start", "vps1", deploy), ("start", "vps2", deploy),
+                    ("result", "vps1", "failed", "sendmail", deploy, "restart failed"),
+                    ("result", "vps2", "failed", "sendmail", deploy, "will be rescued")):
+        view.feed(e)
+    assert {f.host for f in view.failed_hosts()} == {"vps1", "vps2"}  # before the recap: every failure seen
+    lines = view.feed({"e": "stats", "t": 9.0, "hosts": {"vps1": {"failures": 1}, "vps2": {"failures": 0,
+                                                                                           "rescued": 1}}})
+    assert "FAILED on vps1, vps2" in lines[0]
+    assert [(f.host, f.task, f.message) for f in view.failed_hosts()] == [("vps1", "sendmail : Deploy",
+                                                                           "restart failed")]
