@@ -28,7 +28,7 @@ def connect(timeout: int = 10) -> docker.DockerClient | None:
         return None
 
 
-def _is_debian_like() -> bool:
+def is_debian_like() -> bool:
     try:
         text = Path("/etc/os-release").read_text()
     except OSError:
@@ -53,7 +53,7 @@ def ensure(state_dir: Path, progress: Progress) -> docker.DockerClient:
     if os.environ.get("DOCKER_HOST"):
         raise EngineError(f"the Docker engine at DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer: "
                           "start it, or unset DOCKER_HOST to use the local one")
-    if os.geteuid() != 0 or not _is_debian_like():
+    if os.geteuid() != 0 or not is_debian_like():
         raise EngineError("no Docker engine answers: start one (e.g. `sudo systemctl start docker`), "
                           "or run as root on Debian/Ubuntu so maillab can install Debian's docker.io")
     if not shutil.which("dockerd"):

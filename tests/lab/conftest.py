@@ -9,12 +9,16 @@ repairs what differs, so an edit-and-test loop does not rebuild images. Keep the
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import testinfra
@@ -22,9 +26,9 @@ import testinfra
 import docker
 from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet.lab import Paths, save_topology, up
-from sendmail_fleet.mailcheck import Checks, MailLab, run_all
+from sendmail_fleet.mailcheck import MailLab, Result
 from sendmail_fleet.progress import Progress
-from sendmail_fleet.topology import DEFAULT_SUBNET, DEFAULT_VPS, POP_BEFORE_SMTP_WINDOW, Topology, build
+from sendmail_fleet.topology import DEFAULT_SUBNET, DEFAULT_VPS, Topology, build
 
 LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", str(DEFAULT_VPS)))
 TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
@@ -103,9 +107,41 @@ def lost_host_rollout(maillab: MailLab, paths: Paths, tmp_path_factory) -> Itera
     pool.shutdown(wait=True)  # never leave a playbook running behind the session
 
 
+@dataclass
+class DemoRun:
+    """`maillab demo --skip-provision` as a user runs it: what it printed, its exit status, its JSON and HTML."""
+    returncode: int
+    output: str
+    json: Path
+    html: Path
+
+    @property
+    def results(self) -> dict[str, SimpleNamespace]:
+        hosts = json.loads(self.json.read_text())["hosts"]
+        return {h["vps"]: SimpleNamespace(results=[Result(**r) for r in h["checks"]]) for h in hosts}
+
+
+def maillab_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """The `maillab` command of this virtualenv, output (stdout and stderr) in one text."""
+    return subprocess.run([str(Path(sys.executable).parent / "maillab"), *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "SENDMAIL_FLEET_ACCELERATOR": os.environ.get(
+                              "SENDMAIL_FLEET_ACCELERATOR", "mitogen")})
+
+
 @pytest.fixture(scope="session")
-def mail_results(maillab: MailLab) -> dict[str, Checks]:
-    return run_all(maillab, POP_BEFORE_SMTP_WINDOW)
+def demo_run(maillab: MailLab, tmp_path_factory) -> DemoRun:
+    """The real-mail checks, run once per session by the main job itself on the provisioned lab."""
+    out = tmp_path_factory.mktemp("demo") / "demo-results.json"
+    run = maillab_cli("demo", "--skip-provision", "--json", str(out))
+    return DemoRun(run.returncode, run.stdout, out, out.with_suffix(".html"))
+
+
+@pytest.fixture(scope="session")
+def mail_results(demo_run: DemoRun) -> dict[str, SimpleNamespace]:
+    """Per VPS, the results of every check (mailcheck.Result) as the demo recorded them."""
+    assert demo_run.json.exists(), demo_run.output[-3000:]
+    return demo_run.results
 
 
 def host(node) -> testinfra.host.Host:

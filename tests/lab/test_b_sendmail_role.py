@@ -1,13 +1,14 @@
 """The sendmail role: each VPS in its own variant, idempotent, and nothing broken ever goes live."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from sendmail_fleet.mailcheck import Checks
 from sendmail_fleet.variants import variant_names
 
-from .conftest import VPS, VPS_IDS, changed_tasks, host, playbook, recap, sha
+from .conftest import VPS, VPS_IDS, changed_tasks, host, maillab_cli, playbook, recap, sha
 
 
 @pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
@@ -109,12 +110,32 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
 
 
-def test_after_refused_input_the_next_good_run_succeeds_without_touching_the_live_config(provisioned, paths):
+def test_maillab_provision_with_one_broken_host_names_that_host_its_task_and_the_log_in_its_last_lines(provisioned):
+    broken, good = AUTH_ONLY_PER_RELEASE
+    extra = {"sendmail_mc_extra": "{{ \"" + BROKEN["m4 error"][0] + f"\" if inventory_hostname == '{broken}' else '' }}}}"}
+    run = maillab_cli("provision", "-l", ",".join(AUTH_ONLY_PER_RELEASE), "-e", json.dumps(extra))
+    assert run.returncode != 0
+    last = run.stdout.rstrip("\n").splitlines()[-8:]
+    text = "\n".join(last)
+    assert f"  {broken}: task [sendmail : Build | Compile the staged sendmail.mc" in text, run.stdout[-3000:]
+    assert "m4 refused" in text and f"{good}:" not in text
+    log = Path(last[-1].split("full Ansible output: ", 1)[1])
+    assert log.is_file() and "PLAY RECAP" in log.read_text() and f"fatal: [{broken}]" in log.read_text()
+    assert "TASK [" not in run.stdout  # the stream is in the log, not on the screen
+
+
+def test_after_refused_input_the_next_good_run_succeeds_without_touching_the_live_config(provisioned):
     # The refused runs left their .mc in staging; the next good run renders the good one there again and finds
-    # the live config as it was (no build, no restart), so later runs on these hosts change nothing.
+    # the live config as it was (no build, no restart), so later runs on these hosts change nothing. It runs as
+    # a user runs it: `maillab provision`, a line per phase, Ansible's output in the log it names.
     nodes = [provisioned.get(h) for h in AUTH_ONLY_PER_RELEASE]
     before = {n.short: [sha(n, f) for f in LIVE] for n in nodes}
-    run = playbook(paths, "-l", ",".join(AUTH_ONLY_PER_RELEASE))
+    run = maillab_cli("provision", "-l", ",".join(AUTH_ONLY_PER_RELEASE))
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "Deploy | Install, restart and verify" not in run.stdout, run.stdout[-3000:]
+    log = Path(run.stdout.split("full Ansible output: ", 1)[1].split()[0]).read_text()
+    assert "PLAY RECAP" in log and "Deploy | Install, restart and verify" not in log, log[-3000:]
+    printed = run.stdout.splitlines()
+    assert len(printed) < 40 and "TASK [" not in run.stdout, run.stdout
+    assert any(line.split("]", 1)[-1].split()[:1] == ["sendmail"] for line in printed), run.stdout  # a phase line
+    assert any("provisioned: 2 hosts, " in line and line.endswith(", 0 failed") for line in printed), run.stdout
     assert {n.short: [sha(n, f) for f in LIVE] for n in nodes} == before

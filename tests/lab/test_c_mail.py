@@ -1,8 +1,9 @@
 """Real mail through every variant: clients in their own containers, delivery checked in the mailboxes.
 
-The checks run once per session (VPSes in parallel, see mailcheck.run_all); each test states one promise and
-asserts that the reply code a client saw (and the mailbox) is what the sendmail role's promises table
-(`sendmail_promises`) says for that VPS's variant: the table is the only place an expected reply is written.
+The checks run once per session, by `maillab demo` itself (conftest.demo_run; VPSes in parallel, see
+mailcheck.run_all); each test states one promise and asserts that the reply code a client saw (and the mailbox)
+is what the sendmail role's promises table (`sendmail_promises`) says for that VPS's variant: the table is the
+only place an expected reply is written.
 """
 
 import pytest

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from sendmail_fleet import repo_root
+from sendmail_fleet import browser, repo_root
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.variants import all_variants, auth_only_of
 
+from ..htmlcells import Cells, parse
 from .conftest import changed_tasks, playbook, recap, sha
 from .lost_host import HOSTS as LOST_HOST_SCENARIO
 
@@ -106,6 +107,7 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     audit = playbook(paths, *target(topo), "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
+    audit_html = AUDIT.with_suffix(".html").read_text()
     # The readiness gate: without rollout_force, vps2 (alice relayed by POP-before-SMTP just now) is held.
     gated = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
     held = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
@@ -127,7 +129,8 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     submitter.join(timeout=120)
     report = json.loads(REPORT.read_text())
     return {"run": run, "report": {h["inventory_hostname"]: h for h in report["hosts"]}, "audit": audit_data,
-            "submitter": submitter, "gated": gated, "held": held}
+            "submitter": submitter, "gated": gated, "held": held, "audit_html": audit_html,
+            "report_html": REPORT.with_suffix(".html").read_text()}
 
 
 def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollout):
@@ -157,6 +160,37 @@ def test_the_report_is_a_table_of_whole_lines_in_the_output_and_beside_the_json(
     assert hosts == {n.short for n in fleet(maillab.topo)}
     printed = [line.strip() for line in rollout["run"].stdout.splitlines()]
     assert table[0].strip() in printed and all(row.strip() in printed for row in table[2:] if row.strip())
+
+
+def rendered(text: str, where) -> Cells:
+    """The page as Chromium parsed it."""
+    page = where / "report.html"
+    page.write_text(text)
+    return parse(browser.dom(page))
+
+
+def test_the_html_report_shows_the_hosts_by_batch_canary_first_coloured_by_result(rollout, maillab, tmp_path):
+    batches = {h: int(row["rollout_batch_number"]) for h, row in rollout["report"].items()}
+    assert sorted(set(batches.values())) == list(range(1, max(batches.values()) + 1)), batches
+    assert list(batches.values()).count(1) == 1, batches  # the canary batch holds one host
+    page = rendered(rollout["report_html"], tmp_path)
+    assert page.headings[0] == "Rollout to SMTP-Auth only"
+    assert page.headings[1:] == [f"Batch {b}" for b in sorted(set(batches.values()))]
+    rows = {r[0][0]: r for r in page.rows if r[0][0] != "HOST"}
+    assert set(rows) == {n.short for n in fleet(maillab.topo)}
+    result = [c[0] for c in page.rows[0]].index("RESULT")
+    assert rows[BROKEN][result] == ("rolled-back", "fail")
+    assert {rows[h][result][1] for h in rows if h != BROKEN} == {"ok"}, rows
+    assert "script" not in page.tags
+
+
+def test_the_audit_html_report_marks_every_pop_before_smtp_relay(rollout, tmp_path):
+    page = rendered(rollout["audit_html"], tmp_path)
+    head = [c[0] for c in page.rows[0]]
+    method, user = head.index("METHOD"), head.index("USER")
+    marked = {(r[method][0], r[user][0]) for r in page.rows if r[method][1] == "warn"}
+    assert {u for m, u in marked} >= {"bob", "alice"} and {m for m, _ in marked} == {"pop-before-smtp"}
+    assert all(r[method][1] == "warn" for r in page.rows if r[method][0] == "pop-before-smtp")
 
 
 def test_the_host_that_fails_its_switch_ends_on_its_old_variant_still_delivering_mail(rollout, maillab):

@@ -52,6 +52,8 @@ def test_the_page_is_made_for_a_phone_and_says_its_result_in_the_summary():
     assert '<p class="summary fail">3 hosts</p>' in text  # a red cell makes the summary red
     ok = report.html_report(ROWS[:1], ["host", "result"], summary="1 host", status=COLOURS)
     assert '<p class="summary ok">1 host</p>' in ok
+    held = report.html_report([ROWS[0], ROWS[2]], ["host", "result"], summary="2 hosts", status=COLOURS)
+    assert '<p class="summary warn">2 hosts</p>' in held  # a warning and no failure: amber
 
 
 def test_no_rows_is_said_not_shown_as_an_empty_table():
