@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -115,11 +116,12 @@ def _table(data: dict) -> str:
 
 def provision(paths: Paths, extra: Sequence[str], progress: Progress, name: str = "site.yml") -> None:
     """Run a playbook on the lab: a line per phase (Ansible's whole output in a log under .lab/logs, its path
-    printed first); with -v, or an ansible-playbook -v/-vvv among `extra`, Ansible's stream as well. A failure
-    raises LabError naming each failed host, its task and message, and the log."""
+    printed first); with -v, or an ansible-playbook -v/-vvv or --diff among `extra` (output asked for),
+    Ansible's stream as well. A failure raises LabError naming each failed host, its task and message, and
+    the log."""
     if not paths.inventory.exists():
         raise LabError("no lab inventory: run `maillab up` first")
-    raw = progress.verbose or any(re.fullmatch(r"-v+|--verbose", a) for a in extra)
+    raw = progress.verbose or any(re.fullmatch(r"-v+|--verbose|-D|--diff", a) for a in extra)
     log = playbook.log_path(paths.state / "logs", name)
     hosts = len(saved_topology(paths).mail_hosts)
     progress.say(f"full Ansible output: {log}")
@@ -177,7 +179,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
+def _terminated(signum: int, frame: object) -> NoReturn:
+    """SIGTERM ends maillab through its clean-up (a playbook it runs is stopped too), as Ctrl-C does."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = run(argv)
     except (LabError, EngineError, TopologyError) as exc:

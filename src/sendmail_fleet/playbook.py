@@ -133,29 +133,45 @@ def run_followed(inventory: Path, playbook: str | Path, *args: str, log: Path, p
     with open(log, "w", encoding="utf-8") as out, open(events, "rb") as feed:
         proc = subprocess.Popen(argv(inventory, playbook, *args), env=env, cwd=repo_root(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if raw else out, stderr=subprocess.STDOUT, text=True)
-        copier = threading.Thread(target=_tee, args=(proc.stdout, out), daemon=True) if raw else None
-        if copier:
-            copier.start()
-        said, pending = time.monotonic(), b""
-        while True:
-            done = proc.poll() is not None
-            pending += feed.read()
-            *lines, pending = pending.split(b"\n")  # whole lines only: a line may be half written
-            for line in filter(None, lines):
-                for text in view.feed(json.loads(line)):
-                    progress.say(text)
-                    said = time.monotonic()
-            if done:
-                break
-            if not progress.tty and not raw and time.monotonic() - said >= HEARTBEAT:
-                progress.say(f"  ... {view.live()}")
-                said = time.monotonic()
-            progress.live(view.live())
-            time.sleep(LIVE_INTERVAL / 2)
-        if copier:
-            copier.join()
-        progress.end_live()
+        try:
+            _follow(proc, out, feed, view, progress, raw)
+        finally:  # interrupted or killed: the playbook does not run on behind us
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            progress.end_live()
     return Followed(proc.returncode, log, view)
+
+
+def _follow(proc: subprocess.Popen, out: IO[str], feed: IO[bytes], view: RunView, progress: Progress,
+            raw: bool) -> None:
+    """Until the playbook ends: its events into the view, the view's lines and live line onto progress (and with
+    raw, Ansible's stream copied to the screen as well as to `out`)."""
+    copier = threading.Thread(target=_tee, args=(proc.stdout, out), daemon=True) if raw else None
+    if copier:
+        copier.start()
+    said, pending = time.monotonic(), b""
+    while True:
+        done = proc.poll() is not None
+        pending += feed.read()
+        *lines, pending = pending.split(b"\n")  # whole lines only: a line may be half written
+        for line in filter(None, lines):
+            for text in view.feed(json.loads(line)):
+                progress.say(text)
+                said = time.monotonic()
+        if done:
+            break
+        if not progress.tty and not raw and time.monotonic() - said >= HEARTBEAT:
+            progress.say(f"  ... {view.live()}")
+            said = time.monotonic()
+        progress.live(view.live())
+        time.sleep(LIVE_INTERVAL / 2)
+    if copier:
+        copier.join()
 
 
 def _tee(stream: IO[str], out: IO[str]) -> None:

@@ -48,3 +48,23 @@ def test_an_engine_that_does_not_answer_is_named_with_the_fix(monkeypatch):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "DOCKER_HOST=tcp://127.0.0.1:9 does not answer" in lines[0] and "unset" in lines[0]
+
+
+@pytest.mark.parametrize("argv", [["-v", "demo"], ["demo", "-v"], ["--verbose", "up"], ["up", "--verbose"]])
+def test_verbose_is_taken_before_or_after_the_command(argv):
+    from sendmail_fleet.cli import parser
+
+    assert parser().parse_args(argv).verbose is True
+    assert parser().parse_args([argv[-1] if argv[0].startswith("-") else argv[0]]).verbose is False
+
+
+def test_provision_passes_ansible_options_on_and_without_an_inventory_says_to_run_up_first(tmp_path):
+    from sendmail_fleet.cli import parser
+
+    args, extra = parser().parse_known_args(["provision", "-vvv", "--check", "-l", "vps1"])
+    assert [*extra, *args.ansible_args] == ["-vvv", "--check", "-l", "vps1"]
+    r = subprocess.run([sys.executable, "-c", "from sendmail_fleet.cli import main; main()", "provision"],
+                       capture_output=True, text=True, timeout=60,
+                       env={"MAILLAB_STATE_DIR": str(tmp_path), "MAILLAB_INVENTORY": str(tmp_path / "none.yml"),
+                            "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 1 and r.stderr.strip() == "maillab: error: no lab inventory: run `maillab up` first"

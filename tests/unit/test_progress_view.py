@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,29 @@ def test_the_recap_decides_who_failed_a_rescued_failure_is_not_named():
     assert "FAILED on vps1, vps2" in lines[0]
     assert [(f.host, f.task, f.message) for f in view.failed_hosts()] == [("vps1", "sendmail : Deploy",
                                                                            "restart failed")]
+
+
+def test_when_maillab_is_terminated_the_playbook_it_runs_is_stopped_too(tmp_path):
+    (tmp_path / "pb.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
+                                     "    - name: Long | Wait\n      ansible.builtin.command: sleep 120\n")
+    script = (
+        "import signal, sys\n"
+        "from pathlib import Path\n"
+        "from sendmail_fleet.cli import _terminated\n"
+        "from sendmail_fleet import playbook\n"
+        "from sendmail_fleet.progress import Progress\n"
+        "signal.signal(signal.SIGTERM, _terminated)\n"
+        f"t = Path({str(tmp_path)!r})\n"
+        "playbook.run_followed(t / 'hosts.ini', t / 'pb.yml', log=t / 'run.log', progress=Progress(tty=False),"
+        " accelerated=False)\n")
+    inventory(tmp_path, ["one"])
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    events = tmp_path / "run.events.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and '"start"' not in (events.read_text() if events.exists() else ""):
+        time.sleep(0.1)
+    assert '"start"' in events.read_text(), "the playbook never started its task"
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=30) == 128 + signal.SIGTERM
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "pb.yml") not in ps and "sleep 120" not in ps
