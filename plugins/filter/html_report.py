@@ -82,6 +82,7 @@ h2 { font-size: 1.05rem; margin: 1.25rem 0 .4rem; }
 p.summary { margin: 0 0 .75rem; font-size: 1rem; }
 p.summary.fail { color: #a4161a; font-weight: 600; }
 p.summary.ok { color: #1b6e2a; font-weight: 600; }
+p.summary.warn { color: #7a5a00; font-weight: 600; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; background: #fff; border: 1px solid #d0d4da;
           border-radius: 6px; }
 table { border-collapse: collapse; font-size: .9rem; min-width: 100%; }
@@ -172,8 +173,10 @@ def html_report(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], heade
                 for g, rs in groups.items()]
     if not rows:
         sections = [("", "<p>No rows.</p>")]
-    bad = any(cell_["status"] == "fail" for rs in groups.values() for r in rs for cell_ in row(r))
-    return page(title, sections, summary, "fail" if bad else ("ok" if rows else ""), notes, footer)
+    seen = {c["status"] for r in rows for c in row(r)}
+    # The summary takes the worst colour of the page: red for a failure, amber for a warning, else green.
+    mood = next((m for m in ("fail", "warn") if m in seen), "ok" if rows else "")
+    return page(title, sections, summary, mood, notes, footer)
 
 
 class FilterModule:
