@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 LIVE_INTERVAL = 0.2  # seconds between redraws of the live line
+LONG_TASK = 2.0  # a phase's line names its longest task when that took at least this long
 
 
 class Progress:
@@ -75,6 +76,12 @@ class Progress:
         self.say(f"{message}: done in {time.monotonic() - t0:.1f}s")
 
 
+def short_task(name: str, most: int = 44) -> str:
+    """'sendmail : Deploy | Install, restart and verify ...' -> 'Install, restart and verify ...' (cut to most)."""
+    what = name.split(" : ", 1)[-1].split(" | ", 1)[-1]
+    return what if len(what) <= most else what[: most - 1] + "…"
+
+
 def hosts_text(hosts: list[str], most: int = 4) -> str:
     """'vps3, vps8' or 'vps1, vps2, vps3, vps4 and 3 more'."""
     shown = ", ".join(hosts[:most])
@@ -96,6 +103,14 @@ class _Phase:
     busy_for: dict[str, float] = field(default_factory=dict)  # host -> seconds spent in this phase's tasks
     changed: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    task: str = ""  # the task running now, and since when
+    task_start: float = 0.0
+    longest: tuple[float, str] = (0.0, "")  # the phase's longest task: seconds, name
+
+    def next_task(self, name: str, t: float) -> None:
+        if self.task and t - self.task_start > self.longest[0]:
+            self.longest = (t - self.task_start, self.task)
+        self.task, self.task_start = name, t
 
 
 class RunView:
@@ -127,6 +142,7 @@ class RunView:
             if self.phase is None or self.phase.label != label:
                 out += self._end_phase()
                 self.phase = _Phase(label, self.t)
+            self.phase.next_task(self.task, self.t)
         elif kind == "start" and self.phase is not None:
             host = str(event["host"])
             self.hosts[host] = self.phase.label
@@ -161,6 +177,10 @@ class RunView:
             line += f"  changed on {len(p.changed)}"
         if p.failed:
             line += f"  FAILED on {hosts_text(sorted(p.failed))}"
+        p.next_task("", self.t)
+        secs, name = p.longest
+        if secs >= LONG_TASK and secs < self.t - p.start - 0.05:  # a phase of one task: the line says it all
+            line += f"  longest: {short_task(name)} {secs:.1f}s"
         return [line]
 
     def live(self) -> str:

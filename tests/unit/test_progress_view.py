@@ -180,3 +180,16 @@ def test_when_maillab_is_terminated_the_playbook_it_runs_is_stopped_too(tmp_path
     assert runner.wait(timeout=30) == 128 + signal.SIGTERM
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "pb.yml") not in ps and "sleep 120" not in ps
+
+
+def test_a_phase_line_names_its_longest_task_when_it_took_long():
+    view = RunView()
+    lines: list[str] = []
+    for e in [{"e": "task", "t": 0.0, "name": "mail_host : Mail host | A supported platform", "role": "mail_host"},
+              {"e": "start", "t": 0.1, "host": "vps1"}, {"e": "result", "t": 0.5, "host": "vps1", "status": "ok"},
+              {"e": "task", "t": 0.6, "name": "mail_host : Mail host | Packages of every role this host needs",
+               "role": "mail_host"},
+              {"e": "start", "t": 0.7, "host": "vps1"}, {"e": "result", "t": 8.6, "host": "vps1", "status": "ok"},
+              {"e": "task", "t": 8.7, "name": "tls : TLS | Certificate", "role": "tls"}]:
+        lines += view.feed(e)
+    assert lines == ["  mail_host                1 host     8.7s  longest: Packages of every role this host needs 8.1s"]
