@@ -70,9 +70,15 @@ class Progress:
 
     @contextmanager
     def step(self, message: str) -> Iterator[None]:
+        """'message ...' then 'message: done in Ns'; on a terminal the first is the live line, so a step that
+        prints nothing else takes one line."""
         t0 = time.monotonic()
-        self.say(f"{message} ...")
+        if self.tty:
+            self.live(f"{message} ...")
+        else:
+            self.say(f"{message} ...")
         yield
+        self.end_live()
         self.say(f"{message}: done in {time.monotonic() - t0:.1f}s")
 
 

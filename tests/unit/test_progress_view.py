@@ -193,3 +193,15 @@ def test_a_phase_line_names_its_longest_task_when_it_took_long():
               {"e": "task", "t": 8.7, "name": "tls : TLS | Certificate", "role": "tls"}]:
         lines += view.feed(e)
     assert lines == ["  mail_host                1 host     8.7s  longest: Packages of every role this host needs 8.1s"]
+
+
+def test_a_step_takes_two_lines_without_a_terminal_and_one_on_a_terminal():
+    for tty, lines in ((False, 2), (True, 1)):
+        out = io.StringIO()
+        progress = Progress(stream=out, tty=tty)
+        with progress.step("building image maillab-dns"):
+            pass
+        text = out.getvalue()
+        assert text.count("\n") == lines, repr(text)
+        # what stays on the screen after the last erase of the live line
+        assert text.split("\r\x1b[K")[-1].endswith("] building image maillab-dns: done in 0.0s\n"), repr(text)
