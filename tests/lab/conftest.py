@@ -8,10 +8,10 @@ repairs what differs, so an edit-and-test loop does not rebuild images. Keep the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,5 +149,13 @@ def host(node) -> testinfra.host.Host:
 
 
 def sha(node, path: str) -> str:
-    out = docker.from_env().containers.get(node.name).exec_run(["cat", path]).output
-    return hashlib.sha256(out).hexdigest()
+    """SHA-256 of a file in the container, read there by sha256sum ("missing" when there is no such file). An
+    answer with no output at all (docker exec's attach can lose it on a loaded machine) is asked again."""
+    c = docker.from_env().containers.get(node.name)
+    for _ in range(5):
+        res = c.exec_run(["sh", "-c", f"if [ -e {shlex.quote(path)} ]; then sha256sum < {shlex.quote(path)}; "
+                                      "else echo missing; fi"])
+        out = res.output.decode(errors="replace").split()
+        if res.exit_code == 0 and out:
+            return out[0]
+    raise AssertionError(f"{node.short}: could not read {path} ({res.exit_code}: {res.output!r})")
