@@ -16,6 +16,7 @@ HELPERS: dict[str, Path] = {
     "relay_audit": repo_root() / "roles" / "audit" / "files" / "relay_audit.py",
     "mailprobe": repo_root() / "roles" / "rollout" / "files" / "mailprobe.py",
     "sendmail_switch": repo_root() / "roles" / "sendmail" / "files" / "sendmail_switch.py",
+    "mail_settings": repo_root() / "roles" / "client_setup" / "files" / "mail_settings.py",
 }
 
 

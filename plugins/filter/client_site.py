@@ -1,0 +1,75 @@
+"""`client_site`: one mail host's variables as the client_setup role's site (what its mail programs are told);
+`client_names`: the web names a list of sites is served on (the one rule, read by client_setup and mail_host).
+
+The mail_host role passes `[inventory_hostname] + mail_host_client_setup_for | map('extract', hostvars)
+| map('sendmail_fleet.mail.client_site')` to client_setup_sites, so a host can publish its own settings and those
+of other hosts (one host serving a whole fleet's settings) from the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+DOCUMENTATION = r"""
+name: client_site
+short_description: A mail host's variables as a client_setup site
+description:
+  - Reads mail_domain, mail_fqdn (else the host's FQDN fact), sendmail_effective_features (set by the sendmail
+    role's init in the same play), sendmail_smtps and the names of mail_users_accounts; no password is read.
+  - Fails naming the host when it has no mail domain or its variant was not resolved in this play.
+options:
+  _input:
+    description: One host's variables (hostvars[HOST]).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+client_setup_sites: "{{ ['vps1', 'vps2'] | map('extract', hostvars) | map('sendmail_fleet.mail.client_site') | list }}"
+"""
+
+RETURN = r"""
+_value:
+  description: domain, server, smtp_auth, pop_before_smtp, smtps, mailboxes.
+  type: dict
+"""
+
+
+class SiteError(ValueError):
+    pass
+
+
+def client_site(hv: Mapping[str, Any]) -> dict[str, Any]:
+    host = hv.get("inventory_hostname", "?")
+    domain = str(hv.get("mail_domain") or "")
+    if not domain:
+        raise SiteError(f"{host}: no mail_domain, so there are no mail settings to publish for it")
+    features = hv.get("sendmail_effective_features")
+    if features is None:
+        raise SiteError(f"{host}: its variant is not resolved in this play (run site.yml on it too, not only on "
+                        "the host that publishes its settings)")
+    facts = hv.get("ansible_facts") or {}
+    smtp_auth = "smtp_auth" in features
+    return {
+        "domain": domain.lower(),
+        "server": str(hv.get("mail_fqdn") or facts.get("fqdn") or host),
+        "smtp_auth": smtp_auth,
+        "pop_before_smtp": "pop_before_smtp" in features,
+        "smtps": smtp_auth and bool(hv.get("sendmail_smtps", True)),
+        "mailboxes": sorted(str(a["name"]) for a in hv.get("mail_users_accounts") or []
+                            if a.get("name") and a.get("state", "present") != "absent"),
+    }
+
+
+def client_names(sites: list[Mapping[str, Any]], serve_domain: bool = False) -> list[str]:
+    """The web names the sites' settings are served on: autoconfig.DOMAIN (autoconfig, the help page, profiles),
+    autodiscover.DOMAIN (Outlook) and, with serve_domain, DOMAIN itself (its /.well-known/autoconfig)."""
+    domains = [str(s["domain"]).lower() for s in sites]
+    return [f"{prefix}{d}" for d in domains for prefix in ("autoconfig.", "autodiscover.")] + \
+        (domains if serve_domain else [])
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"client_site": client_site, "client_names": client_names}

@@ -1,0 +1,46 @@
+"""The client_site and client_names filters (plugins/filter/client_site.py): one host's variables as the
+client_setup role's site, and the web names a list of sites is served on."""
+
+from __future__ import annotations
+
+import pytest
+
+from sendmail_fleet.collection import filter_plugin
+
+cs = filter_plugin("client_site")
+
+HOST = {"inventory_hostname": "vps3", "mail_domain": "VPS3.test", "mail_fqdn": "mail.vps3.test",
+        "sendmail_effective_features": ["smtp_auth"], "sendmail_smtps": True,
+        "mail_users_accounts": [{"name": "bob", "password": "secret-b"}, {"name": "alice", "password": "secret-a"},
+                                {"name": "gone", "password": "x", "state": "absent"}]}
+
+
+def test_a_host_becomes_a_site_with_its_mailbox_names_and_no_password():
+    site = cs.client_site(HOST)
+    assert site == {"domain": "vps3.test", "server": "mail.vps3.test", "smtp_auth": True, "pop_before_smtp": False,
+                    "smtps": True, "mailboxes": ["alice", "bob"]}
+    assert "secret" not in repr(site)
+
+
+def test_a_legacy_host_offers_pop_before_smtp_and_no_465():
+    site = cs.client_site({**HOST, "sendmail_effective_features": ["pop_before_smtp"]})
+    assert (site["smtp_auth"], site["pop_before_smtp"], site["smtps"]) == (False, True, False)
+
+
+def test_the_server_name_falls_back_to_the_hosts_fqdn_fact():
+    hv = {k: v for k, v in HOST.items() if k != "mail_fqdn"}
+    assert cs.client_site({**hv, "ansible_facts": {"fqdn": "vps3.hosting.example"}})["server"] == "vps3.hosting.example"
+
+
+@pytest.mark.parametrize(("drop", "message"), [("mail_domain", "vps3: no mail_domain"),
+                                               ("sendmail_effective_features", "vps3: its variant is not resolved")])
+def test_a_host_that_cannot_be_published_is_named_with_the_reason(drop, message):
+    with pytest.raises(cs.SiteError, match=message):
+        cs.client_site({k: v for k, v in HOST.items() if k != drop})
+
+
+def test_the_web_names_are_autoconfig_and_autodiscover_and_the_domain_when_served():
+    sites = [{"domain": "a.test"}, {"domain": "B.test"}]
+    assert cs.client_names(sites) == ["autoconfig.a.test", "autodiscover.a.test", "autoconfig.b.test",
+                                      "autodiscover.b.test"]
+    assert cs.client_names(sites, True)[-2:] == ["a.test", "b.test"]
