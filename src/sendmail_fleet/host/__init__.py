@@ -17,6 +17,7 @@ HELPERS: dict[str, Path] = {
     "mailprobe": repo_root() / "roles" / "rollout" / "files" / "mailprobe.py",
     "sendmail_switch": repo_root() / "roles" / "sendmail" / "files" / "sendmail_switch.py",
     "mail_settings": repo_root() / "roles" / "client_setup" / "files" / "mail_settings.py",
+    "acme_probe": repo_root() / "roles" / "client_setup" / "files" / "acme_probe.py",
 }
 
 
