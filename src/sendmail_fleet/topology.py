@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
 
 from .variants import variant_for_setup_date, variant_names
 
@@ -30,6 +32,9 @@ FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
 FAIL2BAN_BANTIME = 20  # ... for this many seconds
 # vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
 LEGACY_SETUP_DATE = "2002-11-30"
+# VPS numbers whose mail settings (autoconfig, Autodiscover, profiles) the mx publishes for them: the fleet-wide
+# set-up, one host serving other hosts' settings. Every other mail host publishes its own.
+SETTINGS_FROM_MX = (7, 9)
 
 
 class TopologyError(ValueError):
@@ -110,6 +115,12 @@ class Topology:
     @property
     def acme(self) -> Node:
         return self.by_role("acme")[0]
+
+    def settings_host(self, node: Node) -> Node:
+        """The mail host that publishes this host's mail settings: the mx for SETTINGS_FROM_MX, else itself."""
+        if node.role == "vps" and int(node.short.removeprefix("vps")) in SETTINGS_FROM_MX:
+            return self.by_role("mx")[0]
+        return node
 
     @property
     def mail_hosts(self) -> list[Node]:
@@ -211,7 +222,32 @@ def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
         if n.domain:
             lines.append(f"host-record={n.domain},{n.address}")
             lines.append(f"mx-host={n.domain},{n.fqdn},10")
+            # Where mail programs find the settings (the host that publishes them), and the RFC 6186 records the
+            # client_setup role writes for the admin's DNS, from the same helper.
+            web = topo.settings_host(n).address
+            lines.append(f"host-record=autoconfig.{n.domain},autodiscover.{n.domain},{web}")
+            for service, prio, weight, port, target in mail_settings().srv_records(settings_site(n)):
+                lines.append(f"srv-host={service}.{n.domain}" + (f",{target},{port},{prio},{weight}"
+                                                                 if target != "." else ""))
     return "\n".join(lines) + "\n"
+
+
+def mail_settings() -> ModuleType:
+    """The client_setup role's settings helper (its SRV records are the lab DNS's)."""
+    from .host import load
+
+    return load("mail_settings")
+
+
+def settings_site(n: Node) -> Any:
+    """A mail host as the settings helper's Site: what its variant offers mail programs."""
+    from .variants import all_variants
+
+    features = all_variants()[n.variant or "default"].features
+    return mail_settings().Site(domain=n.domain or "", server=n.fqdn, names=(), provider=n.domain or "",
+                                smtp_auth="smtp_auth" in features, pop_before_smtp="pop_before_smtp" in features,
+                                smtps="smtp_auth" in features, mailboxes=frozenset(a.user for a in n.accounts),
+                                help_url="")
 
 
 def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
@@ -232,6 +268,11 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
             "rollout_probe_user": n.accounts[0].user,
             "rollout_probe_password": n.accounts[0].password,
         }
+        if topo.settings_host(n) is not n:  # the mx publishes this host's mail settings
+            hv["mail_client_setup"] = False
+        if n.role == "mx":
+            hv["mail_host_client_setup_for"] = [v.short for v in topo.by_role("vps") if topo.settings_host(v) is n]
+            hv["mail_client_setup_serve_domain"] = False  # the other domains' own names are not the mx's
         return hv
 
     mx = topo.by_role("mx")[0]
@@ -249,6 +290,11 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
         "mitogen_ssh_keepalive_interval": 5,
         "mitogen_ssh_keepalive_count": 3,
         "ansible_python_interpreter": "/usr/bin/python3",
+        # Every mail host publishes its mail programs' settings (the mx also those of SETTINGS_FROM_MX); the lab's
+        # domains are the hosts' own web names, so DOMAIN/.well-known/autoconfig is served too.
+        "mail_client_setup": True,
+        "mail_client_setup_serve_domain": True,
+        "audit_help_url": "https://autoconfig.{{ mail_domain }}/",  # the notice links to the domain's help page
         "tls_source": "acme",
         "tls_acme_directory": ACME_DIRECTORY,
         "tls_acme_ca_bundle": f"{pki_dir}/ca.crt",  # pebble's own HTTPS certificate is the lab CA's

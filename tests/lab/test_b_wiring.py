@@ -20,9 +20,10 @@ PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 def tasks_run(output: str) -> list[str]:
     """'role : name' of every task that ran or was skipped, in order; left out are fact gathering, the roles'
-    argument checks, the platform check and the variant's resolution (tag always: every other task depends on
-    them)."""
-    always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ", "Mail host | A supported platform")
+    argument checks, the platform check, the check of the mail settings to publish and the variant's resolution
+    (tag always: every other task depends on them)."""
+    always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ", "Mail host | A supported platform",
+              "Mail host | The mail settings to publish")
     return [t for t in re.findall(r"^TASK \[(.+?)\] \*+$", output, re.M) if not any(a in t for a in always)]
 
 
@@ -70,7 +71,7 @@ def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned
 
 # One file each role manages, deleted first so that the role alone must change it and notify its handlers.
 FORCED = {"vps3": ["/etc/ssl/sendmail-fleet/ca.pem", "/etc/sasl2/Sendmail.conf", "/etc/mail/local-host-names",
-                   "/etc/dovecot/conf.d/90-sendmail-fleet-pop3.conf"],
+                   "/etc/dovecot/conf.d/90-sendmail-fleet-pop3.conf", "/etc/sendmail-fleet/mail-settings.json"],
           "vps4": ["/etc/procmailrc"],
           "vps2": ["/etc/dovecot/conf.d/95-pop-before-smtp.conf"]}
 
@@ -94,7 +95,8 @@ def test_every_role_runs_alone_and_its_own_handlers_restart_what_it_changed(role
     for expected in ("tls : Restart the services that use the certificate",
                      "sasl : Restart the services that read sendmail's SASL config",
                      "sendmail : Restart sendmail", "pop3 : Restart dovecot",
-                     "pop_before_smtp : Restart the services that run the POP3 login hook"):
+                     "pop_before_smtp : Restart the services that run the POP3 login hook",
+                     "client_setup : Restart the mail settings service"):
         assert expected in handlers, handlers
 
 

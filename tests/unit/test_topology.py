@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from sendmail_fleet.topology import MAX_VPS, TopologyError, build, dnsmasq_conf, inventory
+from sendmail_fleet.topology import MAX_VPS, SETTINGS_FROM_MX, TopologyError, build, dnsmasq_conf, inventory
 from sendmail_fleet.variants import variant_names
 
 
@@ -126,3 +126,26 @@ def test_the_lab_inventory_gets_certificates_from_the_lab_acme_ca_and_keeps_the_
     vps1 = inv["all"]["children"]["fleet"]["hosts"]["vps1"]
     assert vps1["tls_acme_email"] == "postmaster@vps1.test" and vps1["tls_cert_src"] == "/pki/vps1.crt"
     assert inv["all"]["children"]["fleet"]["vars"]["rollout_probe_cafile"] == "/pki/trust.pem"
+
+
+def test_the_lab_dns_points_each_domains_settings_names_at_the_host_that_publishes_them():
+    topo = build()
+    conf = dnsmasq_conf(topo, []).splitlines()
+    mx = topo.get("mx")
+    for n in topo.by_role("vps"):
+        web = mx if int(n.short[3:]) in SETTINGS_FROM_MX else n
+        assert f"host-record=autoconfig.{n.domain},autodiscover.{n.domain},{web.address}" in conf
+    # the SRV records are the settings helper's: SMTP-Auth where the variant has it, "not offered" elsewhere
+    assert "srv-host=_submission._tcp.vps3.test,mail.vps3.test,587,0,1" in conf  # default-auth-only
+    assert "srv-host=_submission._tcp.vps1.test" in conf  # pop-before-smtp: no SMTP-Auth to submit with
+    assert "srv-host=_pop3s._tcp.vps1.test,mail.vps1.test,995,0,1" in conf
+
+
+def test_the_lab_inventory_has_every_host_publish_its_settings_but_those_the_mx_publishes():
+    inv = inventory(build(), "key", "pki")["all"]
+    assert inv["vars"]["mail_client_setup"] is True
+    fleet = inv["children"]["fleet"]["hosts"]
+    assert [h for h, hv in fleet.items() if hv.get("mail_client_setup") is False] == \
+        [f"vps{i}" for i in SETTINGS_FROM_MX]
+    assert inv["children"]["remote_mx"]["hosts"]["mx"]["mail_host_client_setup_for"] == \
+        [f"vps{i}" for i in SETTINGS_FROM_MX]

@@ -1,0 +1,264 @@
+"""Mail programs set themselves up: from a client container, with every certificate verified, the client finds the
+settings the way the programs do (SRV records in the lab DNS, Thunderbird's autoconfig at both URLs, Outlook's
+Autodiscover POST, an Apple profile), checks them against the rules those programs' parsers apply, then hands
+what it found to real mail programs (msmtp sends, fetchmail fetches) and follows the mail to the mailbox.
+
+Variant families: vps1 (legacy POP-before-SMTP), vps2 (both ways), vps3 and vps8 (SMTP-Auth only, Debian 13 and
+12); vps7's settings are published by the mx (the fleet-wide set-up, topology.SETTINGS_FROM_MX)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import urllib.parse
+
+import pytest
+
+from sendmail_fleet import browser, repo_root
+from sendmail_fleet.lab import _put_file
+from sendmail_fleet.mailcheck import MailLab, message, token
+from sendmail_fleet.topology import SETTINGS_FROM_MX
+
+from ..client_rules import Server, apple_account, outlook_protocols, thunderbird_config
+from .conftest import changed_tasks, playbook, recap, sha
+
+FAMILIES = {"vps1": "legacy", "vps2": "both", "vps3": "auth-only", "vps8": "auth-only"}
+ZONES = repo_root() / "reports" / "dns"
+R2006 = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
+R2006A = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+
+
+def sh(lab: MailLab, cmd: str, client: str = "client1") -> tuple[int, str]:
+    res = lab.container(client).exec_run(["sh", "-c", cmd])
+    return res.exit_code, res.output.decode(errors="replace")
+
+
+def curl(lab: MailLab, url: str, *args: str) -> tuple[int, str, str]:
+    """(HTTP status, content type, body) as curl sees it, verifying the server's certificate and name."""
+    code, out = sh(lab, f"curl -sS --max-time 20 -o /tmp/body -w '%{{http_code}} %{{content_type}}' "
+                        f"{' '.join(shlex.quote(a) for a in args)} {shlex.quote(url)}; echo; cat /tmp/body")
+    assert code == 0, out
+    head, _, body = out.partition("\n")
+    status, _, ctype = head.partition(" ")
+    return int(status), ctype, body
+
+
+def autodiscover_body(address: str) -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{R2006}"><Request>'
+            f"<EMailAddress>{address}</EMailAddress><AcceptableResponseSchema>{R2006A}</AcceptableResponseSchema>"
+            "</Request></Autodiscover>")
+
+
+def post(lab: MailLab, url: str, body: str) -> tuple[int, str, str]:
+    _put_file(lab.container("client1"), "/tmp/request.xml", body.encode())
+    return curl(lab, url, "-X", "POST", "-H", "Content-Type: text/xml", "--data-binary", "@/tmp/request.xml")
+
+
+@pytest.fixture(scope="module")
+def found(maillab: MailLab) -> dict[str, list[Server]]:
+    """What Thunderbird finds for alice of each family's VPS, at autoconfig.DOMAIN."""
+    out = {}
+    for short in [*FAMILIES, "vps7"]:
+        node = maillab.topo.get(short)
+        status, ctype, body = curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml"
+                                            f"?emailaddress={urllib.parse.quote(node.accounts[0].address)}")
+        assert (status, ctype.split(";")[0]) == (200, "text/xml"), (short, status, body[:300])
+        out[short] = thunderbird_config(body.encode(), node.domain)
+    return out
+
+
+@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+def test_the_srv_records_mail_programs_look_up_are_the_zone_snippet_the_role_wrote(maillab, short):
+    node = maillab.topo.get(short)
+    zone = [line.split() for line in (ZONES / f"{node.domain}.zone").read_text().splitlines()
+            if not line.startswith(";")]
+    assert {r[0] for r in zone} >= {f"_submission._tcp.{node.domain}.", f"_pop3s._tcp.{node.domain}."}
+    for name, _ttl, _in, _srv, *data in zone:
+        _, answer = sh(maillab, f"dig +short SRV {name} @{maillab.topo.dns.address}")
+        if data[-1] == ".":
+            # "not offered" (RFC 2782: a target of "." means the service is decidedly not available; its port
+            # means nothing, and dnsmasq answers such a record with port 1)
+            assert answer.split()[-1] == ".", (name, answer)
+        else:
+            assert answer.split() == data, (name, answer, data)
+
+
+@pytest.mark.parametrize("short", list(FAMILIES))
+def test_thunderbird_finds_the_same_settings_at_the_domains_own_well_known_url(maillab, found, short):
+    node = maillab.topo.get(short)
+    status, _, body = curl(maillab, f"https://{node.domain}/.well-known/autoconfig/mail/config-v1.1.xml"
+                                    f"?emailaddress={node.accounts[0].address}")
+    assert status == 200 and thunderbird_config(body.encode(), node.domain) == found[short]
+
+
+@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+def test_the_settings_say_what_the_variant_offers_and_never_pop_before_smtp_on_an_auth_only_host(maillab, found,
+                                                                                                 short):
+    node = maillab.topo.get(short)
+    incoming = [(s.type, s.port, s.socket) for s in found[short] if s.kind == "incoming"]
+    outgoing = [(s.port, s.socket, s.auth) for s in found[short] if s.kind == "outgoing"]
+    assert incoming == [("pop3", 995, "SSL"), ("pop3", 110, "STARTTLS")]
+    assert {s.hostname for s in found[short]} == {node.fqdn}
+    if FAMILIES.get(short) == "legacy":
+        assert outgoing == [(587, "STARTTLS", "smtp-after-pop")]
+    else:
+        assert outgoing == [(465, "SSL", "password-cleartext"), (587, "STARTTLS", "password-cleartext")]
+
+
+def test_the_mx_publishes_the_settings_of_the_hosts_it_serves_and_they_run_no_web_server(maillab, found):
+    for number in SETTINGS_FROM_MX:
+        node = maillab.topo.get(f"vps{number}")
+        _, addresses = sh(maillab, f"dig +short autoconfig.{node.domain} @{maillab.topo.dns.address}")
+        assert addresses.split() == [maillab.topo.get("mx").address]
+        code, _ = maillab.sh(node, "ss -ltnH '( sport = :443 or sport = :80 )' | grep -q LISTEN")
+        assert code != 0, f"{node.short} listens on 80 or 443 though the mx publishes its settings"
+
+
+@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+def test_outlook_autodiscover_answers_pop3_and_smtp_for_a_mailbox_address(maillab, short):
+    node = maillab.topo.get(short)
+    status, ctype, body = post(maillab, f"https://autodiscover.{node.domain}/autodiscover/autodiscover.xml",
+                               autodiscover_body(node.accounts[1].address))
+    assert status == 200 and ctype.startswith("text/xml"), body[:300]
+    protos = outlook_protocols(body.encode())
+    assert protos["POP3"]["Server"] == node.fqdn and protos["POP3"]["LoginName"] == node.accounts[1].user
+    legacy = FAMILIES.get(short) == "legacy"
+    assert (protos["SMTP"]["AuthRequired"], protos["SMTP"]["SMTPLast"]) == (("off", "on") if legacy else ("on", "off"))
+
+
+@pytest.mark.parametrize(("body", "want"), [("this is not xml", 400), ("<Autodiscover/>", 400),
+                                            (autodiscover_body("nobody@vps3.test"), 404),
+                                            (autodiscover_body("alice@vps2.test"), 404)])
+def test_a_malformed_autodiscover_request_gets_400_and_an_unknown_or_other_address_404(maillab, body, want):
+    status, _, answer = post(maillab, "https://autodiscover.vps3.test/autodiscover/autodiscover.xml", body)
+    assert status == want and "mail.vps2.test" not in answer, answer[:300]
+
+
+@pytest.mark.parametrize("short", list(FAMILIES))
+def test_the_apple_profile_is_served_as_a_profile_with_no_password_in_it(maillab, short):
+    node = maillab.topo.get(short)
+    acct = node.accounts[0]
+    status, ctype, body = curl(maillab, f"https://autoconfig.{node.domain}/profile?emailaddress={acct.address}")
+    assert (status, ctype) == (200, "application/x-apple-aspen-config")
+    account = apple_account(body.encode())
+    assert (account["EmailAddress"], account["IncomingMailServerUsername"]) == (acct.address, acct.user)
+    assert account["IncomingMailServerHostName"] == node.fqdn and acct.password not in body
+    legacy = FAMILIES[short] == "legacy"
+    assert account["OutgoingMailServerAuthentication"] == ("EmailAuthNone" if legacy else "EmailAuthPassword")
+
+
+def test_an_unknown_address_or_name_gets_404_never_another_domains_settings(maillab):
+    assert curl(maillab, "https://autoconfig.vps3.test/profile?emailaddress=alice@vps2.test")[0] == 404
+    assert curl(maillab, "https://autoconfig.vps3.test/mail/config-v1.1.xml?emailaddress=nobody@vps3.test")[0] == 404
+    vps3 = maillab.topo.get("vps3")
+    # A name this host does not serve, even for a client that ignores the certificate: 404, nothing of vps3's.
+    status, _, body = curl(maillab, "https://autoconfig.nosuch.test/mail/config-v1.1.xml", "-k",
+                           "--resolve", f"autoconfig.nosuch.test:443:{vps3.address}")
+    assert status == 404 and "mail.vps3" not in body
+
+
+def msmtp_rc(server: Server, address: str, user: str, password: str) -> str:
+    lines = ["defaults", "tls_trust_file /etc/ssl/certs/ca-certificates.crt", "account found",
+             f"host {server.hostname}", f"port {server.port}", f"from {address}", "tls on",
+             f"tls_starttls {'on' if server.socket == 'STARTTLS' else 'off'}"]
+    if server.auth == "password-cleartext":
+        lines += ["auth on", f"user {user}", f"password {password}"]
+    else:
+        lines += ["auth off"]
+    return "\n".join(lines) + "\naccount default : found\n"
+
+
+def fetchmail(lab: MailLab, server: Server, user: str, password: str) -> tuple[int, str]:
+    """fetchmail with what was found (POP3 over SSL/TLS, the certificate checked), keeping the mail on the
+    server, every message delivered into /tmp/fetched."""
+    ssl = "ssl" if server.socket == "SSL" else "sslproto TLS1.2+"
+    rc = (f"poll {server.hostname} protocol pop3 port {server.port} timeout 20\n"
+          f"  user '{user}' password '{password}' {ssl} sslcertck keep\n"
+          "  mda \"/bin/sh -c 'cat >> /tmp/fetched'\"\n")
+    _put_file(lab.container("client1"), "/root/.fetchmailrc", rc.encode(), 0o600)
+    return sh(lab, "rm -f /tmp/fetched; fetchmail --nosyslog -s -f /root/.fetchmailrc; echo rc=$?; "
+                   "cat /tmp/fetched 2>/dev/null")
+
+
+@pytest.mark.parametrize("short", list(FAMILIES))
+def test_fetchmail_and_msmtp_set_up_from_what_was_found_fetch_and_send_real_mail(maillab, found, short):
+    node, mx = maillab.topo.get(short), maillab.topo.get("mx")
+    acct, carol = node.accounts[0], mx.accounts[0]
+    incoming = next(s for s in found[short] if s.kind == "incoming")
+    # fetch: a message waiting in alice's mailbox comes down by POP3
+    waiting = token()
+    assert maillab.smtp("client1", node, port=25, mail_from=carol.address, rcpt=[acct.address],
+                        data=message(waiting)).raw["ok"]
+    assert maillab.wait_for_mail(node, f"/var/mail/{acct.user}", waiting)
+    _, fetched = fetchmail(maillab, incoming, acct.user, acct.password)
+    assert waiting in fetched, fetched[-1500:]
+    # send: the first outgoing server found, as a mail program uses it (after that POP3 login on a legacy host)
+    outgoing = next(s for s in found[short] if s.kind == "outgoing")
+    _put_file(maillab.container("client1"), "/root/.msmtprc", msmtp_rc(outgoing, acct.address, acct.user,
+                                                                      acct.password).encode(), 0o600)
+    sent = token()
+    _put_file(maillab.container("client1"), "/tmp/mail.txt",
+              f"From: {acct.address}\nTo: {carol.address}\n{message(sent)}".encode())
+    code, out = sh(maillab, f"msmtp -C /root/.msmtprc -a found {carol.address} < /tmp/mail.txt")
+    assert code == 0, (outgoing, out)
+    assert maillab.wait_for_mail(mx, f"/var/mail/{carol.user}", sent), (short, outgoing)
+
+
+def test_the_help_page_shows_each_familys_settings_and_renders_on_a_phone(maillab, tmp_path):
+    for short, family in FAMILIES.items():
+        node = maillab.topo.get(short)
+        status, ctype, body = curl(maillab, f"https://autoconfig.{node.domain}/")
+        assert status == 200 and ctype.startswith("text/html")
+        page = tmp_path / f"help-{short}.html"
+        page.write_text(body)
+        dom = browser.dom(page)
+        assert node.fqdn in dom and 'action="/profile"' in dom and "<script" not in dom
+        assert ("check your mail (POP3) first" in dom) == (family == "legacy")
+        assert ("465 with SSL/TLS" in dom) == (family != "legacy")
+        shot = browser.png(browser.screenshot(page, tmp_path / f"help-{short}.png", browser.PHONE))
+        assert (shot.width, shot.height) == browser.PHONE and shot.ink > 0.01
+
+
+def test_the_audit_notice_links_to_the_help_page(maillab, paths):
+    node = maillab.topo.get("vps1")
+    alice = node.accounts[0]
+    # alice relays by POP-before-SMTP from client1 (the notice goes to users the audit finds doing that)
+    assert maillab.pop3("client1", node, alice.user, alice.password)["ok"]
+    tok = token()
+    carol = maillab.topo.get("mx").accounts[0]
+    assert maillab.smtp("client1", node, port=25, mail_from=alice.address, rcpt=[carol.address],
+                        data=message(tok)).raw["ok"]
+    assert maillab.wait_for_mail(maillab.topo.get("mx"), f"/var/mail/{carol.user}", tok)
+    run = playbook(paths, "-e", "target=vps1", "-e", "audit_notify=true", "-e", "audit_days=1",
+                   "-e", f"audit_report_file={paths.state}/audit-notice.json", name="audit-pop-before-smtp.yml")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert maillab.wait_for_mail(node, f"/var/mail/{alice.user}", f"https://autoconfig.{node.domain}/")
+
+
+def test_a_vps_with_its_own_nginx_default_site_keeps_serving_it_unchanged(maillab, paths):
+    node = maillab.topo.get("vps5")
+    # The customer's site, as an admin left it: Debian's default site with their page, and a site of their own.
+    site = "server { listen 80; server_name www.vps5.test; root /var/www/shop; }\n"
+    maillab.sh(node, "mkdir -p /var/www/shop && echo 'the customer shop' > /var/www/shop/index.html"
+                     " && echo 'the customer default page' > /var/www/html/index.html")
+    _put_file(maillab.client.containers.get(node.name), "/etc/nginx/sites-enabled/shop", site.encode())
+    maillab.sh(node, "systemctl reload nginx")
+    before = {f: sha(node, f) for f in ("/etc/nginx/sites-enabled/default", "/etc/nginx/sites-enabled/shop",
+                                        "/var/www/html/index.html", "/etc/nginx/nginx.conf")}
+    run = playbook(paths, "-l", "vps5")
+    assert run.returncode == 0 and recap(run.stdout)["vps5"]["changed"] == 0, changed_tasks(run.stdout)
+    assert {f: sha(node, f) for f in before} == before
+    for host, want in (("www.vps5.test", "the customer shop"), ("anything.example", "the customer default page")):
+        code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: {host}' http://{node.address}/")
+        assert code == 0 and out.strip() == want, (host, out)
+    assert curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")[0] == 200
+
+
+def test_bad_client_setup_input_fails_before_anything_changes(maillab, paths):
+    node = maillab.topo.get("vps3")
+    before = sha(node, "/etc/sendmail-fleet/mail-settings.json")
+    run = playbook(paths, "-l", "vps3", "-e", json.dumps({"mail_host_client_setup_for": ["vps1"]}))
+    assert run.returncode != 0
+    assert "vps1: its variant is not resolved in this play" in run.stdout, run.stdout[-3000:]
+    assert recap(run.stdout)["vps3"]["changed"] == 0
+    assert sha(node, "/etc/sendmail-fleet/mail-settings.json") == before
