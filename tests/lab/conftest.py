@@ -62,6 +62,22 @@ def playbook(paths: Paths, *args: str, name: str | Path = "site.yml", env: dict[
                                 accelerated=accelerated)
 
 
+def client_sh(lab: MailLab, cmd: str, client: str = "client1") -> tuple[int, str]:
+    """A shell command in a client container: (exit status, what it printed)."""
+    res = lab.container(client).exec_run(["sh", "-c", cmd])
+    return res.exit_code, res.output.decode(errors="replace")
+
+
+def curl(lab: MailLab, url: str, *args: str) -> tuple[int, str, str]:
+    """(HTTP status, content type, body) as curl in client1 sees it, verifying the server's certificate and name."""
+    code, out = client_sh(lab, f"curl -sS --max-time 20 -o /tmp/body -w '%{{http_code}} %{{content_type}}' "
+                               f"{' '.join(shlex.quote(a) for a in args)} {shlex.quote(url)}; echo; cat /tmp/body")
+    assert code == 0, out
+    head, _, body = out.partition("\n")
+    status, _, ctype = head.partition(" ")
+    return int(status), ctype, body
+
+
 def recap(output: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP lines: host -> {ok, changed, failed, ...} (summed over plays)."""
     hosts: dict[str, dict[str, int]] = {}

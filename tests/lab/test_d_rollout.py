@@ -16,8 +16,9 @@ from sendmail_fleet import browser, repo_root
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.variants import all_variants, auth_only_of
 
+from ..client_rules import thunderbird_config
 from ..htmlcells import Cells, parse
-from .conftest import changed_tasks, playbook, recap, sha
+from .conftest import changed_tasks, curl, playbook, recap, sha
 from .lost_host import HOSTS as LOST_HOST_SCENARIO
 
 # Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
@@ -221,6 +222,17 @@ def test_every_other_host_ends_auth_only_and_passes_every_auth_only_check(rollou
             assert r.passed, f"{node.short} ({target}) {r.check}: saw {r.seen}: {r.detail}"
         _, units = maillab.sh(node, "ls /etc/dovecot/conf.d/ /etc/systemd/system/")
         assert "pop-before-smtp" not in units, "the POP-before-SMTP machinery must be gone"
+
+
+def test_what_mail_programs_find_follows_the_switch_and_a_rolled_back_host_keeps_its_own(rollout, maillab):
+    """vps1 went from POP-before-SMTP to SMTP-Auth only: the settings it publishes now ask for the password and
+    no longer say "send after checking mail"; vps6, rolled back, still publishes what it really offers."""
+    for short, auth in (("vps1", "password-cleartext"), (BROKEN, "smtp-after-pop")):
+        node = maillab.topo.get(short)
+        status, _, body = curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")
+        assert status == 200, body[:600]
+        outgoing = {s.auth for s in thunderbird_config(body.encode(), node.domain) if s.kind == "outgoing"}
+        assert outgoing == {auth}, (short, body[:1200])
 
 
 def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rollout, maillab):
