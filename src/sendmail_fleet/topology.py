@@ -240,14 +240,17 @@ def mail_settings() -> ModuleType:
 
 
 def settings_site(n: Node) -> Any:
-    """A mail host as the settings helper's Site: what its variant offers mail programs."""
+    """A mail host as the settings helper's Site, by the collection's client_site filter: the rule the role
+    applies to a host's variables, here applied to the lab node's."""
+    from .collection import filter_plugin
     from .variants import all_variants
 
-    features = all_variants()[n.variant or "default"].features
-    return mail_settings().Site(domain=n.domain or "", server=n.fqdn, names=(), provider=n.domain or "",
-                                smtp_auth="smtp_auth" in features, pop_before_smtp="pop_before_smtp" in features,
-                                smtps="smtp_auth" in features, mailboxes=frozenset(a.user for a in n.accounts),
-                                help_url="")
+    site = filter_plugin("client_site").client_site({
+        "inventory_hostname": n.short, "mail_domain": n.domain, "mail_fqdn": n.fqdn,
+        "sendmail_effective_features": all_variants()[n.variant or "default"].features,
+        "mail_users_accounts": [{"name": a.user} for a in n.accounts]})
+    return mail_settings().Site(**{**site, "mailboxes": frozenset(site["mailboxes"])}, names=(),
+                                provider=site["domain"], help_url="")
 
 
 def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
