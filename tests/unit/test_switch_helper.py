@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +125,91 @@ def test_a_restart_reports_a_daemon_that_does_not_come_back(spec):
     (spec.mail_dir / "sendmail.cf").write_text(cf("BROKEN\n"))
     code, out = sw.restart(spec, FakeSystem(spec))
     assert (code, out["result"]) == (1, "failed") and "greeting" in out["detail"]
+
+
+# A stand-in daemon: names itself (comm) as given, writes its pid file, and on SIGHUP does what `mode` says:
+# "reexec" is sendmail's restart (a new daemon process writes the pid file, the old one ends), "die" exits
+# (sendmail started without a full path), "ignore" notes the signal in a file and carries on.
+STANDIN = """
+import os, pathlib, signal, sys, time
+pidfile, comm, mode, noted = sys.argv[1:5]
+pathlib.Path('/proc/self/comm').write_text(comm)
+def hup(*_):
+    if mode == 'reexec':
+        if os.fork():
+            os._exit(0)
+        time.sleep(0.2)
+        pathlib.Path(pidfile).write_text(f'{os.getpid()}\\n/usr/sbin/sendmail-mta -bd\\n')
+    elif mode == 'die':
+        os._exit(75)
+    else:
+        pathlib.Path(noted).write_text('HUP')
+signal.signal(signal.SIGHUP, hup)
+pathlib.Path(pidfile).write_text(f'{os.getpid()}\\n/usr/sbin/sendmail-mta -bd\\n')
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    pidfiles: list[Path] = []
+    procs: list[subprocess.Popen] = []
+
+    def start(comm: str, mode: str) -> tuple[Path, Path, subprocess.Popen]:
+        pidfile, noted = tmp_path / f"{comm}-{mode}.pid", tmp_path / f"{comm}-{mode}.noted"
+        proc = subprocess.Popen([sys.executable, "-c", STANDIN, str(pidfile), comm, mode, str(noted)])
+        procs.append(proc)
+        pidfiles.append(pidfile)
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() or not pidfile.read_text().endswith("-bd\n"):
+            assert time.monotonic() < deadline, "the stand-in daemon did not start"
+            time.sleep(0.02)
+        os.utime(pidfile, ns=(0, 0))  # an old pid file: a new one is told apart by its mtime
+        return pidfile, noted, proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+    for pidfile in pidfiles:  # the daemon a restart forked off
+        try:
+            os.kill(int(pidfile.read_text().split()[0]), 9)
+        except (OSError, ValueError):
+            pass
+
+
+def test_sighup_restarts_a_sendmail_daemon_which_writes_its_pid_file_again(daemon):
+    pidfile, _, proc = daemon("sendmail-mta", "reexec")
+    assert sw.reexec(str(pidfile), timeout=10) is True
+    new_pid = int(pidfile.read_text().split()[0])
+    assert new_pid != proc.pid and sw._is_sendmail(new_pid)
+    assert proc.wait(timeout=10) == 0, "the old daemon process ends"
+
+
+def test_a_daemon_that_dies_on_sighup_means_the_long_way_stop_and_start(daemon):
+    pidfile, _, proc = daemon("sendmail-mta", "die")
+    assert sw.reexec(str(pidfile), timeout=1) is False
+    assert proc.wait(timeout=10) == 75
+
+
+def test_a_pid_file_naming_another_program_is_never_signalled(daemon):
+    pidfile, noted, proc = daemon("postgres", "ignore")
+    assert sw.reexec(str(pidfile), timeout=1) is False
+    assert proc.poll() is None and not noted.exists()
+
+
+def test_a_daemon_that_does_not_write_its_pid_file_again_in_time_means_the_long_way(daemon):
+    pidfile, noted, proc = daemon("sendmail-mta", "ignore")
+    assert sw.reexec(str(pidfile), timeout=1) is False
+    assert noted.read_text() == "HUP" and proc.poll() is None
+
+
+def test_without_a_pid_file_or_with_a_stale_one_there_is_nothing_to_signal(tmp_path: Path):
+    assert sw.reexec(str(tmp_path / "none.pid"), timeout=1) is False
+    stale = tmp_path / "stale.pid"
+    stale.write_text(f"{2**22 + 1}\n")
+    assert sw.reexec(str(stale), timeout=1) is False
 
 
 def test_two_builds_of_one_mc_compare_equal_whoever_built_them_and_when():
