@@ -11,6 +11,8 @@ import socket
 import subprocess
 import tarfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +35,13 @@ from .topology import (
     DEFAULT_SUBNET,
     DEFAULT_VPS,
     TRUST_BUNDLE,
+    Account,
     Node,
     Topology,
     build,
     dnsmasq_conf,
     inventory,
+    shadow_salt,
 )
 
 
@@ -299,9 +303,40 @@ def mirror_hosts() -> list[str]:
         return []
 
 
+def _shadow_hash(account: tuple[str, str, str]) -> str:
+    from ansible.plugins.filter.core import get_encrypted_password
+
+    user, host, password = account
+    return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host))
+
+
+def password_hashes(paths: Paths, topo: Topology) -> Callable[[Account, Node], str]:
+    """Each lab account's shadow hash, the one the mail_users role makes from its password (Ansible's
+    password_hash, sha512-crypt at its 656000 rounds, the role's salt): about 0.8 s of CPU each, so made once per
+    password and kept in .lab/ (mode 0600, beside the passwords themselves) rather than by every site run."""
+    store = paths.state / "password-hashes.json"
+    try:
+        known: dict[str, str] = json.loads(store.read_text())
+    except (OSError, ValueError):
+        known = {}
+    wanted = {(a.user, n.short, a.password) for n in topo.mail_hosts for a in n.accounts}
+    keys = {w: hashlib.sha256("\0".join(w).encode()).hexdigest() for w in wanted}
+    missing = [w for w in sorted(wanted) if keys[w] not in known]
+    if missing:
+        with ProcessPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 2)) as pool:  # CPU: one per core
+            made = pool.map(_shadow_hash, missing)
+            known.update({keys[w]: h for w, h in zip(missing, made, strict=True)})
+        paths.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(store.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({keys[w]: known[keys[w]] for w in wanted}, f)
+        os.replace(store.with_suffix(".new"), store)
+    return lambda a, n: known[keys[(a.user, n.short, a.password)]]
+
+
 def write_inventory(paths: Paths, topo: Topology) -> None:
     paths.inventory.parent.mkdir(parents=True, exist_ok=True)
-    data = inventory(topo, str(paths.key), str(paths.pki))
+    data = inventory(topo, str(paths.key), str(paths.pki), password_hashes(paths, topo))
     # Written beside and renamed over: a playbook that reads the inventory meanwhile sees the old or the new file.
     tmp = paths.inventory.with_name(paths.inventory.name + ".new")
     tmp.write_text("# written by `maillab up`: the lab's fleet (regenerated each time)\n"

@@ -6,7 +6,9 @@ Pure data, no Docker: unit tests cover it, and `lab.py` turns it into containers
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
@@ -253,9 +255,22 @@ def settings_site(n: Node) -> Any:
                                 provider=site["domain"], help_url="")
 
 
-def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
+def shadow_salt(user: str, host: str) -> str:
+    """The salt the mail_users role derives for an account's sha512-crypt hash (stable: a second run changes
+    nothing): the first 16 hex digits of sha1(user name + inventory host name)."""
+    return hashlib.sha1((user + host).encode()).hexdigest()[:16]
+
+
+def inventory(topo: Topology, key_file: str, pki_dir: str,
+              password_hash: Callable[[Account, Node], str] | None = None) -> dict:
     """The Ansible inventory (YAML-ready dict) for the lab's mail hosts. Certificates come from the lab's ACME CA;
-    the lab CA's certificate per host stays given, for `-e tls_source=controller`."""
+    the lab CA's certificate per host stays given, for `-e tls_source=controller`. With password_hash, each
+    account also carries the hash of its password (the one the role would make from it), which the role uses as
+    it is instead of hashing the password again on every run."""
+    def account(a: Account, n: Node) -> dict:
+        return {"name": a.user, "password": a.password,
+                **({"password_hash": password_hash(a, n)} if password_hash else {})}
+
     def host_vars(n: Node) -> dict:
         hv: dict = {
             "ansible_host": n.address,
@@ -266,8 +281,7 @@ def inventory(topo: Topology, key_file: str, pki_dir: str) -> dict:
             "tls_cert_src": f"{pki_dir}/{n.short}.crt",
             "tls_key_src": f"{pki_dir}/{n.short}.key",
             "tls_ca_src": f"{pki_dir}/ca.crt",
-            "mail_users_accounts": [
-                {"name": a.user, "password": a.password} for a in n.accounts],
+            "mail_users_accounts": [account(a, n) for a in n.accounts],
             "rollout_probe_user": n.accounts[0].user,
             "rollout_probe_password": n.accounts[0].password,
         }

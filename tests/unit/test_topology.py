@@ -149,3 +149,33 @@ def test_the_lab_inventory_has_every_host_publish_its_settings_but_those_the_mx_
         [f"vps{i}" for i in SETTINGS_FROM_MX]
     assert inv["children"]["remote_mx"]["hosts"]["mx"]["mail_host_client_setup_for"] == \
         [f"vps{i}" for i in SETTINGS_FROM_MX]
+
+
+def test_the_lab_writes_each_accounts_hash_the_one_the_mail_users_role_makes_from_its_password(tmp_path):
+    from pathlib import Path
+
+    import yaml
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    from sendmail_fleet import repo_root
+    from sendmail_fleet.lab import Paths, password_hashes
+
+    topo = build(1)
+    paths = Paths(tmp_path)
+    hashes = password_hashes(paths, topo)
+    vps1 = topo.get("vps1")
+    accounts = inventory(topo, "k", "p", hashes)["all"]["children"]["fleet"]["hosts"]["vps1"]["mail_users_accounts"]
+    tasks = yaml.safe_load((repo_root() / "roles/mail_users/tasks/main.yml").read_text())
+    expr = next(t for t in tasks if t["name"] == "Users | Accounts")["ansible.builtin.user"]["password"]
+    for entry, account in zip(accounts, vps1.accounts, strict=True):
+        role_hash = Templar(loader=DataLoader(), variables={
+            "item": {"name": account.user, "password": account.password}, "inventory_hostname": "vps1",
+        }).template(trust_as_template(expr))
+        assert entry == {"name": account.user, "password": account.password, "password_hash": role_hash}
+    store = Path(tmp_path / "password-hashes.json")
+    assert store.stat().st_mode & 0o077 == 0, "the hashes file is the owner's alone"
+    assert all(a.password not in store.read_text() for a in vps1.accounts)
+    # Kept: a second inventory needs no hashing (a changed password would be hashed anew).
+    store.write_text(store.read_text().replace("$6$", "$6$KEPT"))
+    assert password_hashes(paths, topo)(vps1.accounts[0], vps1).startswith("$6$KEPT")
