@@ -40,9 +40,11 @@ def test_tags_sasl_runs_only_sasl_tasks_and_the_variant_resolution(provisioned, 
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
     assert any(t.startswith("sasl : SASL | Packages") for t in ran), ran
-    # The host's one apt run carries every role's tag, so the sasl packages come from it.
+    # The host's one apt run (and the dpkg query that skips it when nothing is missing) carries every role's tag,
+    # so the sasl packages come from it.
     others = [t for t in ran if not t.startswith("sasl : ")]
-    assert others == ["mail_host : Mail host | Packages of every role this host needs, in one apt run"], others
+    assert others == ["mail_host : Mail host | Which of those packages are installed (dpkg's own list)",
+                      "mail_host : Mail host | Packages of every role this host needs, in one apt run"], others
 
 
 def test_tags_sendmail_config_runs_only_the_config_phase(provisioned, paths):
@@ -66,6 +68,26 @@ def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned
     assert "sendmail : Build | Compile the staged sendmail.mc with m4 and check the .cf with sendmail itself" in ran
     assert "sendmail : Deploy | Install, restart and verify on the host; the previous config comes back on failure" in ran
     assert f"VERSIONID(`sendmail-fleet {vps3.variant}')" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
+    assert Checks(maillab, vps3).auth_relay("PLAIN").passed
+
+
+def test_a_package_removed_by_hand_is_installed_again_by_the_next_run_and_the_run_after_changes_nothing(
+        provisioned, paths, maillab):
+    """A host with every package skips apt (a dpkg query decides); a missing one sends it to apt again."""
+    vps3 = provisioned.get("vps3")
+    code, out = maillab.sh(vps3, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q fail2ban >/dev/null"
+                                 " && dpkg-query -W -f '${db:Status-Abbrev}' fail2ban")
+    assert (code, out.strip()) == (0, "rc"), out
+    run = playbook(paths, "-l", "vps3")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap(run.stdout)["vps3"]["changed"] > 0
+    # fail2ban's server answers once it has read its jails: poll it for up to 30 s
+    code, out = maillab.sh(vps3, "dpkg-query -W -f '${db:Status-Abbrev}' fail2ban && for i in $(seq 60); do "
+                                 "fail2ban-client ping 2>/dev/null && exit 0; sleep 0.5; done; exit 1")
+    assert code == 0 and out.startswith("ii") and "pong" in out, out
+    again = playbook(paths, "-l", "vps3")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap(again.stdout)["vps3"]["changed"] == 0, changed_tasks(again.stdout)
     assert Checks(maillab, vps3).auth_relay("PLAIN").passed
 
 
