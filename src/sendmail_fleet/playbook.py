@@ -4,6 +4,7 @@ the benchmarks all come through here, with the repository's ansible.cfg and this
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import os
 import subprocess
@@ -22,6 +23,21 @@ from .progress import LIVE_INTERVAL, Progress, RunView
 # need only plain ansible-core; SENDMAIL_FLEET_ACCELERATOR=none runs without Mitogen even where it is installed.
 ACCELERATOR_ENV = "SENDMAIL_FLEET_ACCELERATOR"
 ACCELERATORS = ("mitogen", "none")
+# With this set to a file, every run through here appends one JSON line to it: the playbook's name, its --limit,
+# seconds and exit status; never any other argument (an -e may carry a password). The lab tests set it and sum
+# it up at the end: how much of a test session went to playbook runs.
+RUN_LOG_ENV = "SENDMAIL_FLEET_RUN_LOG"
+
+
+def note_run(playbook: str | Path, args: tuple[str, ...], seconds: float, returncode: int | None) -> None:
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    limit = next((b for a, b in itertools.pairwise(args) if a in ("-l", "--limit")), "")
+    limit = limit or next((a.split("=", 1)[1] for a in args if a.startswith("--limit=")), "all")
+    entry = {"playbook": Path(str(playbook)).name, "limit": limit, "seconds": round(seconds, 1), "rc": returncode}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def mitogen_strategies() -> Path | None:
@@ -68,8 +84,11 @@ def run(inventory: Path, playbook: str | Path, *args: str, capture: bool = False
     """Run a playbook; with capture, stdout holds everything Ansible printed (its errors included); with
     accelerated False on plain ansible-core."""
     out = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) if capture else {}
-    return subprocess.run(argv(inventory, playbook, *args), env={**ansible_env(accelerated), **(env or {})}, cwd=repo_root(),
-                          timeout=timeout, check=False, **out)
+    t0 = time.monotonic()
+    proc = subprocess.run(argv(inventory, playbook, *args), env={**ansible_env(accelerated), **(env or {})},
+                          cwd=repo_root(), timeout=timeout, check=False, **out)
+    note_run(playbook, args, time.monotonic() - t0, proc.returncode)
+    return proc
 
 
 PROGRESS_CALLBACK = "sendmail_fleet.mail.progress"
@@ -130,6 +149,7 @@ def run_followed(inventory: Path, playbook: str | Path, *args: str, log: Path, p
     env = ansible_env(accelerated)
     env.update(ANSIBLE_CALLBACKS_ENABLED=_callbacks(env), SENDMAIL_FLEET_EVENTS=str(events))
     view = RunView()
+    t0 = time.monotonic()
     with open(log, "w", encoding="utf-8") as out, open(events, "rb") as feed:
         proc = subprocess.Popen(argv(inventory, playbook, *args), env=env, cwd=repo_root(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if raw else out, stderr=subprocess.STDOUT, text=True)
@@ -144,6 +164,7 @@ def run_followed(inventory: Path, playbook: str | Path, *args: str, log: Path, p
                     proc.kill()
                     proc.wait()
             progress.end_live()
+            note_run(playbook, args, time.monotonic() - t0, proc.returncode)
     return Followed(proc.returncode, log, view)
 
 

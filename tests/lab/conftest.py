@@ -14,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,12 +29,45 @@ from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet.lab import Paths, save_topology, up
 from sendmail_fleet.mailcheck import MailLab, Result
 from sendmail_fleet.progress import Progress
+from sendmail_fleet.textable import align
 from sendmail_fleet.topology import DEFAULT_SUBNET, DEFAULT_VPS, Topology, build
+
+# Every playbook run of the session (the tests', `maillab provision`'s and the demo's) is noted here, and the end
+# of the session sums them up (pytest_terminal_summary): where the lab tests' time goes.
+RUN_LOG = Paths.default().state / "logs" / "test-playbook-runs.jsonl"
+RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
+RUN_LOG.write_text("")
+os.environ[ansible_playbook.RUN_LOG_ENV] = str(RUN_LOG)
+SESSION_T0 = time.monotonic()
 
 LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", str(DEFAULT_VPS)))
 TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
 VPS = TOPOLOGY.by_role("vps")
 VPS_IDS = [f"{n.short}-{n.variant}" for n in VPS]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The session's playbook runs by playbook: how many, how long in all, and their share of the session."""
+    try:
+        runs = [json.loads(line) for line in RUN_LOG.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return
+    if not runs:
+        return
+    session = time.monotonic() - SESSION_T0
+    by: dict[str, list[float]] = {}
+    for r in runs:
+        one = r["limit"] not in ("all", "fleet") and "," not in r["limit"]
+        by.setdefault(f"{r['playbook']} ({'-l one host' if one else 'several hosts'})", []).append(r["seconds"])
+    rows = [("PLAYBOOK", "RUNS", "SECONDS", "MEAN S")]
+    rows += [(name, str(len(s)), f"{sum(s):.0f}", f"{sum(s) / len(s):.1f}")
+             for name, s in sorted(by.items(), key=lambda kv: -sum(kv[1]))]
+    total = sum(r["seconds"] for r in runs)
+    terminalreporter.write_sep("=", "ansible-playbook runs of this session")
+    for line in align(rows, rule="  "):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"{len(runs)} runs, {total:.0f} s: {total / session:.0%} of the session's "
+                                f"{session:.0f} s (runs beside one another count each; list: {RUN_LOG})")
 
 
 def pytest_collection_modifyitems(items):
