@@ -1,6 +1,8 @@
 """Issue 12's table, before and after side by side, read from the committed results of the other benchmarks:
 provision_before.md / provision_after.md (benchmarks/provision.py) and rollout_before.json / rollout.json
-(benchmarks/rollout.py). Nothing is measured here and no figure is typed in.
+(benchmarks/rollout.py); then the same on the two-release lab (10 VPS + mx: provision_11hosts_before.md and
+provision_11hosts_after.md) beside the floor that floor.py measured (floor.md). Nothing is measured here and no
+figure is typed in.
 Run: .venv/bin/python benchmarks/speed.py   (results: speed.md)
 """
 
@@ -26,6 +28,66 @@ def walls(name: str) -> dict[str, float]:
 
 def pick(table: dict[str, float], start: str) -> float | None:
     return next((v for k, v in table.items() if k.startswith(start)), None)
+
+
+def kinds(name: str, title: str) -> dict[str, int]:
+    """kind of work -> task starts, from the KIND OF WORK table of one run's profile in a provision_*.md."""
+    text = (RESULTS / f"{name}.md").read_text()
+    part = text[text.index(f"### {title}"):]
+    part = part[:part.index("top 15 tasks")]
+    return {m.group(1).strip(): int(m.group(2)) for m in re.finditer(r"^(\S.*?)\s{2,}(\d+)\s+[\d.]+\s+\d+%$", part, re.M)}
+
+
+def floor_figures() -> dict[str, float]:
+    """The figures of floor.md, by row: (what, one host alone, every host at once) -> seconds."""
+    text = (RESULTS / "floor.md").read_text()
+    out: dict[str, float] = {}
+    for m in re.finditer(r"^\| ([^|]+?) \| ([^|]+?) \|(?: ([^|]+?) \|)?$", text, re.M):
+        what = m.group(1)
+        for col, cell in (("alone", m.group(2)), ("all", m.group(3) or "")):
+            num = re.match(r"[\d.]+", cell.strip())
+            if num:
+                out[f"{what} [{col}]"] = float(num.group(0))
+    return out
+
+
+def find(figs: dict[str, float], start: str, col: str) -> float:
+    return next(v for k, v in figs.items() if k.startswith(start) and k.endswith(f"[{col}]"))
+
+
+def two_release_rows() -> list[str]:
+    """The two-release lab: session start, after, and the floor under each run."""
+    before, after = walls("provision_11hosts_before"), walls("provision_11hosts_after")
+    figs = floor_figures()
+    host_task, controller_task = find(figs, "a task on every host", "alone"), find(figs, "a task that touches", "alone")
+    dpkg_all = find(figs, "the same packages: dpkg as the image", "all")
+    dpkg_hosts = int(re.search(r"dpkg as the image sets it.*?\((\d+) hosts\)", (RESULTS / "floor.md").read_text()).group(1))
+    restart = find(figs, "sendmail restart by SIGHUP", "all")
+    startup = find(figs, "ansible-playbook start-up", "alone")
+
+    def task_floor(title: str) -> tuple[float, str]:
+        k = kinds("provision_11hosts_after", title)
+        ctl = k.get("controller-side only (set_fact, assert, debug, include)", 0)
+        host = sum(k.values()) - ctl
+        return (startup + host * host_task + ctl * controller_task,
+                f"{host} host tasks x {host_task:.2f} s + {ctl} controller tasks x {controller_task:.2f} s")
+
+    first_tasks, first_how = task_floor(RUNS["first"])
+    dpkg11 = dpkg_all * 11 / dpkg_hosts
+    second_tasks, second_how = task_floor(RUNS["second"])
+    rows = [
+        ("site.yml, first run on new containers", pick(before, RUNS["first"]), pick(after, RUNS["first"]),
+         dpkg11 + restart + first_tasks,
+         f"dpkg on 11 hosts at once {dpkg11:.0f} s (9 hosts: {dpkg_all:.0f} s) + restart {restart:.1f} s + "
+         f"{first_how}"),
+        ("site.yml, second run, changes nothing", pick(before, RUNS["second"]), pick(after, RUNS["second"]),
+         second_tasks, second_how),
+        ("rollout to SMTP-Auth only (3 batches)", pick(before, RUNS["rollout"]), pick(after, RUNS["rollout"]),
+         None, "-"),
+    ]
+    lines = ["| measure | session start | after | floor | floor made of |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {fmt(b)} | {fmt(a)} | {'-' if f is None else fmt(f)} | {how} |" for m, b, a, f, how in rows]
+    return lines
 
 
 def rollout(name: str) -> dict[int, dict[str, float]]:
@@ -62,6 +124,11 @@ def main() -> None:
     lines += [f"| {m} | {b} | {a} | {t} |" for m, b, a, t in rows]
     lines += ["", "Before: provision_before.md (2026-11-27, before the speed work) and rollout_before.md (2026-11-25);",
               "after: provision_after.md and rollout.md. Each from one run of benchmarks/provision.py or rollout.py."]
+    lines += ["", "## The two-release lab (10 VPS + mx, Debian 12 and 13), and the floor under it", ""]
+    lines += two_release_rows()
+    lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); after: provision_11hosts_after.md;",
+              "floor: floor.md (packages, restarts and Ansible's cost per task, measured without the roles; a "
+              "task's floor is a stat on every host, which changes nothing)."]
     write("speed", "Provisioning cost per host: before and after", lines)
 
 
