@@ -79,5 +79,6 @@ def test_site_at_vvv_prints_no_password_even_while_one_changes(vps, maillab, pat
         assert "Users | Accounts" in run.stdout  # the task that sets passwords ran
         secrets = [a.password for a in provisioned.accounts()] + [frank["password"]]
         assert [s for s in secrets if s in run.stdout] == []
+        assert "$6$" not in run.stdout, "a password's hash (sha512-crypt) in the -vvv output"
     finally:
         playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, {"name": "frank", "state": "absent"}))

@@ -255,6 +255,8 @@ def test_after_the_fix_the_next_run_switches_the_last_host_and_a_run_after_that_
     assert again.returncode == 0, again.stdout[-4000:]
     secrets = [a.password for a in maillab.topo.accounts()]
     assert [p for p in secrets if p in again.stdout] == [], "a password in the -vvv output of the rollout"
+    # the lab's inventory gives each account its hash too (password_hash): never shown either
+    assert "$6$" not in again.stdout, "a password's hash (sha512-crypt) in the -vvv output of the rollout"
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
     assert rows[BROKEN]["rollout_result"] == "switched"
     final = playbook(paths, *target(maillab.topo), name="rollout-auth-only.yml")
