@@ -66,8 +66,8 @@ def on_all(nodes: list[Node], work: Callable[[Node], float]) -> tuple[float, lis
 
 
 def packages(node: Node) -> list[str]:
-    """What the roles installed on a provisioned host: installed packages its image does not have (saved by the
-    first call on a bare host of the same release, see main)."""
+    """Every package installed on the node (main takes a bare host's from a provisioned one's: what the roles
+    installed)."""
     _, out = container(node.name).exec_run(["dpkg-query", "-W", "-f", "${Package}\\n"])
     return sorted(set(out.decode().split()))
 
