@@ -18,6 +18,11 @@ from .conftest import changed_tasks, playbook, recap
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 
 
+# The sendmail role's one config task (sendmail_fleet.mail.sendmail_config): build, check, switch, restart, roll back.
+DEPLOY = ("sendmail : Deploy | Build with m4, check with sendmail, switch and verify; the previous config"
+          " comes back on failure")
+
+
 def tasks_run(output: str) -> list[str]:
     """'role : name' of every task that ran or was skipped, in order; left out are fact gathering, the roles'
     argument checks, the platform check, the check of the mail settings to publish and the variant's resolution
@@ -51,8 +56,8 @@ def test_tags_sendmail_config_runs_only_the_config_phase(provisioned, paths):
     run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
-    assert "sendmail : Config | Render sendmail.mc into staging" in ran, ran
-    phases = ("Config | ", "Helper | ", "Relay grants | ", "Build | ", "Deploy | ", "Restart | ")
+    assert DEPLOY in ran, ran
+    phases = ("Config | ", "Helper | ", "Relay grants | ", "Deploy | ", "Restart | ")
     others = [t for t in ran if not (t.startswith("sendmail : ") and t.split(" : ", 1)[1].startswith(phases))]
     assert others == [], others
 
@@ -65,8 +70,8 @@ def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned
     run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
-    assert "sendmail : Build | Compile the staged sendmail.mc with m4 and check the .cf with sendmail itself" in ran
-    assert "sendmail : Deploy | Install, restart and verify on the host; the previous config comes back on failure" in ran
+    assert DEPLOY in ran
+    assert f"{DEPLOY}: {vps3.short}" in changed_tasks(run.stdout)  # built, switched, restarted and verified
     assert f"VERSIONID(`sendmail-fleet {vps3.variant}')" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
     assert Checks(maillab, vps3).auth_relay("PLAIN").passed
 

@@ -227,12 +227,24 @@ def test_check_flags_a_hand_edited_cf_and_names_the_line(spec):
     assert out["cf_exists"] and not out["cf_matches_mc"]
     assert "MaxDaemonChildren=0" in out["difference"]
     assert out["daemon_started"] is None and not out["daemon_older_than_cf"]
+    assert out["drift"] == [f"the live sendmail.cf is not what sendmail.mc compiles to ({out['difference']})"]
+
+
+def test_drift_says_each_difference_in_a_sentence_and_nothing_when_all_is_as_built():
+    assert sw.drift({"cf_matches_mc": True, "unfinished": None, "daemon_older_than_cf": False}) == []
+    assert sw.drift({"cf_matches_mc": True, "unfinished": {"state": "restarting", "running": True}}) == [], \
+        "a switch still at work is not drift"
+    assert sw.drift({"cf_matches_mc": False, "difference": "", "unfinished": {"state": "installing", "running": False},
+                     "daemon_older_than_cf": True}) == [
+        "the live sendmail.cf is not what sendmail.mc compiles to (?)", "a switch did not finish (installing)",
+        "the running daemon started before the live sendmail.cf was installed"]
 
 
 def test_check_accepts_a_cf_built_from_its_mc(spec):
     out = sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: cf("O LogLevel=9\n", who="other@host"))
     assert out["cf_matches_mc"] and out["difference"] == "" and out["unfinished"] is None
     assert out["live"] == "default", "the variant the live .mc was rendered for"
+    assert out["drift"] == []
 
 
 def test_check_reports_a_missing_cf_and_an_m4_failure(spec):

@@ -380,8 +380,26 @@ def compile_mc(mc: Path, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def drift(state: dict) -> list[str]:
+    """What differs between what runs and what the live sendmail.mc builds, as sentences (none: nothing)."""
+    out = []
+    if not state.get("cf_matches_mc", True):
+        out.append(f"the live sendmail.cf is not what sendmail.mc compiles to ({state.get('difference') or '?'})")
+    unfinished = state.get("unfinished")
+    if isinstance(unfinished, dict) and not unfinished.get("running"):
+        out.append(f"a switch did not finish ({unfinished.get('state')})")
+    if state.get("daemon_older_than_cf"):
+        out.append("the running daemon started before the live sendmail.cf was installed")
+    return out
+
+
 def check(spec: Spec, pidfile: str = PIDFILE, compile_: Callable[[Path], str] = compile_mc) -> dict:
-    """Read-only: the facts the role and the fleet report act on."""
+    """Read-only: the facts the role and the fleet report act on, and their drift (see drift())."""
+    out = _check(spec, pidfile, compile_)
+    return {**out, "drift": drift(out)}
+
+
+def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
     mc, cf = spec.mail_dir / "sendmail.mc", spec.mail_dir / "sendmail.cf"
     try:
         m = _VERSIONID.search(mc.read_text(errors="replace"))
