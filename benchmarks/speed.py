@@ -129,7 +129,7 @@ def main() -> None:
               "after: provision_after.md and rollout.md. Each from one run of benchmarks/provision.py or rollout.py."]
     lines += ["", "## The two-release lab (10 VPS + mx, Debian 12 and 13), and the floor under it", ""]
     lines += two_release_rows()
-    lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); after: provision_11hosts_after.md;",
+    lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); after: provision_11hosts_after.md (the code of 15fb2fa and after);",
               "floor: floor.md (packages, restarts and Ansible's cost per task, measured without the roles; a "
               "task's floor is a stat on every host, which changes nothing)."]
     write("speed", "Provisioning cost per host: before and after", lines)
