@@ -87,9 +87,9 @@ def converge(p: dict[str, Any], run: Run, check_mode: bool, want_diff: bool) -> 
     """The whole task: what it found, what it did; raise Failed when the config did not go live."""
     spec = p["spec"]
     spec_text = json.dumps(spec, sort_keys=True)
-    mail_dir, state_dir = spec.get("mail_dir", "/etc/mail"), spec.get("state_dir", "/var/lib/sendmail-fleet")
-    live_mc_path = os.path.join(mail_dir, "sendmail.mc")
-    staged_mc, staged_cf = (os.path.join(state_dir, "staging", n) for n in ("sendmail.mc", "sendmail.cf"))
+    # the role's spec always names both folders (vars/main.yml, __sendmail_switch_spec)
+    live_mc_path = os.path.join(spec["mail_dir"], "sendmail.mc")
+    staged_mc, staged_cf = (os.path.join(spec["state_dir"], "staging", n) for n in ("sendmail.mc", "sendmail.cf"))
     live_mc = _read(live_mc_path)
     mc_changed = live_mc != p["mc"]
     result: dict[str, Any] = {"changed": False, "built": False, "restarted": False, "check": {}, "drift": [],
