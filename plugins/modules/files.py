@@ -1,0 +1,277 @@
+#!/usr/bin/python
+"""Ansible module files: a set of files, folders and absences on the host, made so in one task."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shlex
+import shutil
+import stat
+import subprocess
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: files
+short_description: Several files, folders and absences of one role's step, in one task
+description:
+  - Each entry is made so in the order given, like M(ansible.builtin.copy) with C(content),
+    M(ansible.builtin.file) with C(state=directory), C(state=absent) or C(state=file) would, but in one module
+    run on the host instead of one task per file.
+  - A file is written only when its content differs, to a temporary file in the same folder that gets the
+    owner and mode first and then replaces the old one, so no reader sees it half-written or with the wrong
+    mode. A folder is created with its parents. An absent path is removed, a folder with what it holds.
+  - An entry with C(state=file) and no C(content) must exist; only its owner, group and mode are set.
+  - The task reports changed when any entry changed, lists them in C(changed_paths), and shows with --diff what
+    each one was and becomes. Check mode writes nothing.
+options:
+  files:
+    description: The entries, in order (a folder before the files it holds).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path: {description: Absolute path on the host., type: path, required: true}
+      state: {description: What is there., type: str, choices: [file, directory, absent], default: file}
+      content: {description: The file's whole content (render templates with the template lookup)., type: str}
+      src: {description: "Instead of content: a file on the host whose content this one gets (like copy's
+                           remote_src). Its content is never shown, --diff says only that it differs.", type: path}
+      mode: {description: Octal mode such as "0644"; a new file gets 0644 and a new folder 0755 without it.,
+             type: str}
+      validate: {description: "A command that must accept the new content before it replaces the old one: %s is
+                              the temporary file (like copy's validate). A folder listed earlier exists by then.",
+                 type: str}
+      owner: {description: User name that owns it; unchanged (root for a new one) without it., type: str}
+      group: {description: Group name that owns it; unchanged without it., type: str}
+"""
+
+RETURN = r"""
+changed_paths: {description: The entries' paths that changed (or would in check mode), in order., type: list}
+"""
+
+DEFAULT_MODE = {"file": 0o644, "directory": 0o755}
+
+
+class Failed(Exception):
+    """The task fails with this message; changed_paths holds what changed before it."""
+
+    def __init__(self, msg: str, changed_paths: list[str]) -> None:
+        super().__init__(msg)
+        self.changed_paths = changed_paths
+
+
+def _uid(name: str | None) -> int:
+    if name is None:
+        return -1
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        raise ValueError(f"no user {name}") from None
+
+
+def _gid(name: str | None) -> int:
+    if name is None:
+        return -1
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ValueError(f"no group {name}") from None
+
+
+def _mode(text: str | int | None) -> int | None:
+    if text is None:
+        return None
+    if isinstance(text, int):  # YAML read an unquoted 0644 as the number it means
+        value = text
+    else:
+        try:
+            value = int(text, 8)
+        except ValueError:
+            raise ValueError(f"mode {text!r} is not octal (write it quoted, \"0644\")") from None
+    if not 0 <= value <= 0o7777:
+        raise ValueError(f"mode {text!r} is out of range")
+    return value
+
+
+def _kind(st: os.stat_result | None) -> str:
+    if st is None:
+        return "absent"
+    return "directory" if stat.S_ISDIR(st.st_mode) else "file"
+
+
+def _attrs(st: os.stat_result | None) -> dict[str, Any]:
+    if st is None:
+        return {"state": "absent"}
+    return {"state": _kind(st), "mode": f"{stat.S_IMODE(st.st_mode):04o}", "uid": st.st_uid, "gid": st.st_gid}
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _validate(command: str, tmp: str) -> None:
+    """The command must accept the temporary file (%s) before it goes live."""
+    if "%s" not in command:
+        raise ValueError(f"validate {command!r} has no %s for the file to check")
+    argv = [tmp if word == "%s" else word.replace("%s", tmp) for word in shlex.split(command)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        why = (done.stderr or done.stdout).strip()[-500:]
+        raise ValueError(f"{command} refused the new content (exit {done.returncode}): {why}; the old file stays")
+
+
+def _write(path: str, data: bytes, mode: int, uid: int, gid: int, validate: str | None = None) -> None:
+    """data at path atomically: a temporary file in the same folder, owned, moded and validated first, replaces it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        if validate:
+            _validate(validate, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _text(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", errors="replace")
+
+
+def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bool, dict[str, Any] | None]:
+    """Make one entry so; (changed, diff). planned: folders check mode would have created before this entry."""
+    path, state = os.path.normpath(entry["path"]), entry.get("state") or "file"
+    if not os.path.isabs(path):
+        raise ValueError("the path must be absolute")
+    st = _lstat(path)
+    if state == "absent":
+        if st is None:
+            return False, None
+        if not check_mode:
+            if _kind(st) == "directory" and not stat.S_ISLNK(st.st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        return True, {"before_header": path, "after_header": path,
+                      "before": f"{_kind(st)}\n", "after": "absent\n"}
+
+    mode, uid, gid = _mode(entry.get("mode")), _uid(entry.get("owner")), _gid(entry.get("group"))
+    if st is not None and _kind(st) != state:
+        raise ValueError(f"it is a {_kind(st)}, not a {state}")
+    content, src = entry.get("content"), entry.get("src")
+    if content is not None and src is not None:
+        raise ValueError("give content or src, not both")
+    if state == "file" and content is None and src is None and st is None:
+        raise ValueError("it is absent, and without content there is nothing to write")
+
+    before = _attrs(st)
+    want_mode = mode if mode is not None else (stat.S_IMODE(st.st_mode) if st else DEFAULT_MODE[state])
+    want_uid = uid if uid >= 0 else (st.st_uid if st else os.geteuid())
+    want_gid = gid if gid >= 0 else (st.st_gid if st else os.getegid())
+    after = {"state": state, "mode": f"{want_mode:04o}", "uid": want_uid, "gid": want_gid}
+
+    old: bytes | None = None
+    new: bytes | None = None
+    if state == "file" and (content is not None or src is not None):
+        if src is not None:
+            with open(src, "rb") as f:
+                new = f.read()
+        else:
+            new = (content or "").encode("utf-8")
+        if st is not None:
+            with open(path, "rb") as f:
+                old = f.read()
+    content_changed = new is not None and old != new
+    attrs_changed = before != after
+    if not (content_changed or attrs_changed):
+        return False, None
+
+    if not check_mode:
+        if state == "directory":
+            if st is None:
+                os.makedirs(path, mode=want_mode)
+            os.chown(path, want_uid, want_gid)
+            os.chmod(path, want_mode)
+        elif content_changed:
+            if not os.path.isdir(os.path.dirname(path)):
+                raise ValueError("its folder does not exist (list the folder first)")
+            _write(path, new or b"", want_mode, want_uid, want_gid, entry.get("validate"))
+        else:
+            os.chown(path, want_uid, want_gid)
+            os.chmod(path, want_mode)
+    elif content_changed and not (os.path.isdir(os.path.dirname(path)) or os.path.dirname(path) in planned):
+        raise ValueError("its folder does not exist (list the folder first)")
+    if state == "directory":
+        planned.add(path)
+
+    def show(a: dict[str, Any]) -> str:
+        return "absent\n" if a["state"] == "absent" else f"{a['state']} mode {a['mode']} uid {a['uid']} gid {a['gid']}\n"
+
+    if content_changed:
+        diff = {"before_header": path if st else f"{path} (absent)", "after_header": path,
+                "before": _text(old), "after": _text(new)}
+        if src is not None:  # a key, say: only that it changes
+            diff.update(before=f"{'absent' if st is None else 'the old content'}\n", after=f"the content of {src}\n")
+        if attrs_changed and st is not None:
+            diff["before_header"] += f" ({show(before).strip()})"
+            diff["after_header"] += f" ({show(after).strip()})"
+    else:
+        diff = {"before_header": path, "after_header": path, "before": show(before), "after": show(after)}
+    return True, diff
+
+
+def converge(files: list[dict[str, Any]], check_mode: bool, want_diff: bool) -> dict[str, Any]:
+    """Every entry made so, in order. Raises Failed naming the first entry that cannot be."""
+    changed_paths: list[str] = []
+    diffs: list[dict[str, Any]] = []
+    planned: set[str] = set()
+    for entry in files:
+        try:
+            changed, diff = _one(entry, check_mode, planned)
+        except (OSError, ValueError) as e:
+            raise Failed(f"{entry.get('path')}: {e}", changed_paths) from e
+        if changed:
+            changed_paths.append(entry["path"])
+            if diff:
+                diffs.append(diff)
+    result: dict[str, Any] = {"changed": bool(changed_paths), "changed_paths": changed_paths}
+    if want_diff:
+        result["diff"] = diffs
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "files": {"type": "list", "elements": "dict", "required": True, "options": {
+                "path": {"type": "path", "required": True},
+                "state": {"type": "str", "choices": ["file", "directory", "absent"], "default": "file"},
+                "content": {"type": "str"},
+                "src": {"type": "path"},
+                "validate": {"type": "str"},
+                "mode": {"type": "raw"},
+                "owner": {"type": "str"},
+                "group": {"type": "str"},
+            }},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = converge(module.params["files"], module.check_mode, module._diff)
+    except Failed as e:
+        module.fail_json(msg=str(e), changed=bool(e.changed_paths), changed_paths=e.changed_paths)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
