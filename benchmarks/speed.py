@@ -1,7 +1,7 @@
 """Issue 12's table, before and after side by side, read from the committed results of the other benchmarks:
 provision_before.md / provision_after.md (benchmarks/provision.py) and rollout_before.json / rollout.json
-(benchmarks/rollout.py); then the same on the two-release lab (10 VPS + mx: provision_11hosts_before.md and
-provision_11hosts_after.md) beside the floor that floor.py measured (floor.md). Nothing is measured here and no
+(benchmarks/rollout.py); then the same on the two-release lab (10 VPS + mx: provision_11hosts_before.md,
+provision_11hosts_config_module.md and provision_11hosts_after.md) beside the floor that floor.py measured (floor.md). Nothing is measured here and no
 figure is typed in.
 Run: .venv/bin/python benchmarks/speed.py   (results: speed.md)
 """
@@ -56,8 +56,9 @@ def find(figs: dict[str, float], start: str, col: str) -> float:
 
 
 def two_release_rows() -> list[str]:
-    """The two-release lab: session start, after, and the floor under each run."""
-    before, after = walls("provision_11hosts_before"), walls("provision_11hosts_after")
+    """The two-release lab: session start, the sendmail config module, after, and the floor under each run."""
+    before, middle = walls("provision_11hosts_before"), walls("provision_11hosts_config_module")
+    after = walls("provision_11hosts_after")
     figs = floor_figures()
     host_task, controller_task = find(figs, "a task on every host", "alone"), find(figs, "a task that touches", "alone")
     dpkg_all = find(figs, "the same packages: dpkg as the image", "all")
@@ -78,18 +79,20 @@ def two_release_rows() -> list[str]:
     dpkg_lab = dpkg_all * lab_hosts / dpkg_hosts
     second_tasks, second_how = task_floor(RUNS["second"])
     rows = [
-        ("site.yml, first run on new containers", pick(before, RUNS["first"]), pick(after, RUNS["first"]),
-         dpkg_lab + restart + first_tasks,
+        ("site.yml, first run on new containers", pick(before, RUNS["first"]), pick(middle, RUNS["first"]),
+         pick(after, RUNS["first"]), dpkg_lab + restart + first_tasks,
          f"dpkg on {lab_hosts} hosts at once {dpkg_lab:.0f} s ({dpkg_hosts} hosts: {dpkg_all:.0f} s) + restart "
          f"{restart:.1f} s + "
          f"{first_how}"),
-        ("site.yml, second run, changes nothing", pick(before, RUNS["second"]), pick(after, RUNS["second"]),
-         second_tasks, second_how),
-        ("rollout to SMTP-Auth only (3 batches)", pick(before, RUNS["rollout"]), pick(after, RUNS["rollout"]),
-         None, "-"),
+        ("site.yml, second run, changes nothing", pick(before, RUNS["second"]), pick(middle, RUNS["second"]),
+         pick(after, RUNS["second"]), second_tasks, second_how),
+        ("rollout to SMTP-Auth only (3 batches)", pick(before, RUNS["rollout"]), pick(middle, RUNS["rollout"]),
+         pick(after, RUNS["rollout"]), None, "-"),
     ]
-    lines = ["| measure | session start | after | floor | floor made of |", "|---|---|---|---|---|"]
-    lines += [f"| {m} | {fmt(b)} | {fmt(a)} | {'-' if f is None else fmt(f)} | {how} |" for m, b, a, f, how in rows]
+    lines = ["| measure | session start | config module | after | floor | floor made of |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {m} | {fmt(b)} | {fmt(c)} | {fmt(a)} | {'-' if f is None else fmt(f)} | {how} |"
+              for m, b, c, a, f, how in rows]
     return lines
 
 
@@ -129,7 +132,9 @@ def main() -> None:
               "after: provision_after.md and rollout.md. Each from one run of benchmarks/provision.py or rollout.py."]
     lines += ["", "## The two-release lab (10 VPS + mx, Debian 12 and 13), and the floor under it", ""]
     lines += two_release_rows()
-    lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); after: provision_11hosts_after.md (the code of 15fb2fa and after);",
+    lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); config module: "
+              "provision_11hosts_config_module.md (the sendmail config phase as one task, 15fb2fa); after: "
+              "provision_11hosts_after.md (each step's files as one task, the files module, 90f1d3c);",
               "floor: floor.md (packages, restarts and Ansible's cost per task, measured without the roles; a "
               "task's floor is a stat on every host, which changes nothing)."]
     write("speed", "Provisioning cost per host: before and after", lines)
