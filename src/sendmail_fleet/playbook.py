@@ -23,6 +23,7 @@ from .progress import LIVE_INTERVAL, Progress, RunView
 # need only plain ansible-core; SENDMAIL_FLEET_ACCELERATOR=none runs without Mitogen even where it is installed.
 ACCELERATOR_ENV = "SENDMAIL_FLEET_ACCELERATOR"
 ACCELERATORS = ("mitogen", "none")
+MITOGEN_STRATEGY = "mitogen_linear_unpinned"
 # With this set to a file, every run through here appends one JSON line to it: the playbook's name, its --limit,
 # seconds and exit status; never any other argument (an -e may carry a password). The lab tests set it and sum
 # it up at the end: how much of a test session went to playbook runs.
@@ -62,8 +63,10 @@ def ansible_env(accelerated: bool = True) -> dict[str, str]:
         return env
     strategies = mitogen_strategies()
     if strategies is not None and "ANSIBLE_STRATEGY" not in os.environ:
-        env["ANSIBLE_STRATEGY_PLUGINS"] = str(strategies)
-        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+        # The collection's mitogen_linear_unpinned (plugins/strategy/): Mitogen's mitogen_linear without the CPU
+        # pinning that puts all of Ansible's own work on one of two cores; Mitogen's own stays available.
+        env["ANSIBLE_STRATEGY_PLUGINS"] = os.pathsep.join([str(repo_root() / "plugins" / "strategy"), str(strategies)])
+        env["ANSIBLE_STRATEGY"] = MITOGEN_STRATEGY
     return env
 
 

@@ -18,11 +18,32 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(not MITOGEN, reason="the fast extra is not installed (bootstrap installs it)")
-def test_an_installed_mitogen_runs_the_lab_playbooks_with_its_strategy():
+def test_an_installed_mitogen_runs_the_lab_playbooks_with_its_strategy_unpinned():
     env = playbook.ansible_env()
-    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
-    assert (playbook.Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear_unpinned"
+    ours, mitogens = (playbook.Path(p) for p in env["ANSIBLE_STRATEGY_PLUGINS"].split(playbook.os.pathsep))
+    assert (ours / "mitogen_linear_unpinned.py").is_file() and (mitogens / "mitogen_linear.py").is_file()
     assert playbook.accelerator() == "mitogen"
+
+
+@pytest.mark.skipif(not MITOGEN, reason="the fast extra is not installed (bootstrap installs it)")
+def test_the_unpinned_strategy_leaves_cpu_placement_to_the_kernel_and_is_mitogens_linear_otherwise():
+    import ansible_mitogen.affinity
+    import ansible_mitogen.strategy
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+
+    path = playbook.repo_root() / "plugins" / "strategy" / "mitogen_linear_unpinned.py"
+    spec = importlib.util.spec_from_file_location("mitogen_linear_unpinned", path)
+    assert spec and spec.loader
+    pinning = ansible_mitogen.affinity.policy
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy  # the no-op policy
+        assert issubclass(module.StrategyModule, ansible_mitogen.strategy.StrategyMixin)
+        assert issubclass(module.StrategyModule, Linear)
+    finally:
+        ansible_mitogen.affinity.policy = pinning
 
 
 def test_accelerator_none_and_accelerated_false_run_plain_ansible_core(monkeypatch: pytest.MonkeyPatch):
