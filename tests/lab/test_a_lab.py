@@ -10,7 +10,7 @@ import pytest
 import docker
 from sendmail_fleet.host import HELPERS
 from sendmail_fleet.lab import _put_file
-from sendmail_fleet.playbook import ansible_env
+from sendmail_fleet.playbook import MITOGEN_STRATEGY, ansible_env
 
 from .conftest import TOPOLOGY
 
@@ -101,7 +101,7 @@ def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path, ac
         "ansible_ssh_common_args": f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"}}}}))
     # A connection of its own: reusing a control master an earlier test opened would skip the key check.
     env = {**ansible_env(accelerated=accelerated), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
-    if accelerated and env.get("ANSIBLE_STRATEGY") != "mitogen_linear":
+    if accelerated and env.get("ANSIBLE_STRATEGY") != MITOGEN_STRATEGY:
         pytest.fail("Mitogen is not installed: scripts/bootstrap.sh installs the fast extra")
     r = subprocess.run(["ansible", "all", "-i", str(tmp_path / "hosts.yml"), "-m", "ping"], env=env,
                        capture_output=True, text=True, timeout=120)
