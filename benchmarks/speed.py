@@ -1,7 +1,7 @@
 """Issue 12's table, before and after side by side, read from the committed results of the other benchmarks:
 provision_before.md / provision_after.md (benchmarks/provision.py) and rollout_before.json / rollout.json
 (benchmarks/rollout.py); then the same on the two-release lab (10 VPS + mx: provision_11hosts_before.md,
-provision_11hosts_config_module.md and provision_11hosts_after.md) beside the floor that floor.py measured (floor.md). Nothing is measured here and no
+provision_11hosts_config_module.md, provision_11hosts_files_module.md and provision_11hosts_after.md) beside the floor that floor.py measured (floor.md). Nothing is measured here and no
 figure is typed in.
 Run: .venv/bin/python benchmarks/speed.py   (results: speed.md)
 """
@@ -15,6 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write  # noqa: E402
+
+# The two-release lab's profiles, oldest first: (provision_11hosts_NAME.md, column title).
+STAGES = [("before", "session start"), ("config_module", "config module"), ("files_module", "files module"),
+          ("after", "after")]
 
 RUNS = {"first": "site.yml, first run on new containers", "second": "site.yml, second run (changes nothing)",
         "rollout": "rollout to SMTP-Auth only"}
@@ -56,9 +60,8 @@ def find(figs: dict[str, float], start: str, col: str) -> float:
 
 
 def two_release_rows() -> list[str]:
-    """The two-release lab: session start, the sendmail config module, after, and the floor under each run."""
-    before, middle = walls("provision_11hosts_before"), walls("provision_11hosts_config_module")
-    after = walls("provision_11hosts_after")
+    """The two-release lab, stage by stage (STAGES), and the floor under each run."""
+    stages = [walls(f"provision_11hosts_{name}") for name, _ in STAGES]
     figs = floor_figures()
     host_task, controller_task = find(figs, "a task on every host", "alone"), find(figs, "a task that touches", "alone")
     dpkg_all = find(figs, "the same packages: dpkg as the image", "all")
@@ -79,20 +82,18 @@ def two_release_rows() -> list[str]:
     dpkg_lab = dpkg_all * lab_hosts / dpkg_hosts
     second_tasks, second_how = task_floor(RUNS["second"])
     rows = [
-        ("site.yml, first run on new containers", pick(before, RUNS["first"]), pick(middle, RUNS["first"]),
-         pick(after, RUNS["first"]), dpkg_lab + restart + first_tasks,
+        ("site.yml, first run on new containers", [pick(st, RUNS["first"]) for st in stages], dpkg_lab + restart + first_tasks,
          f"dpkg on {lab_hosts} hosts at once {dpkg_lab:.0f} s ({dpkg_hosts} hosts: {dpkg_all:.0f} s) + restart "
          f"{restart:.1f} s + "
          f"{first_how}"),
-        ("site.yml, second run, changes nothing", pick(before, RUNS["second"]), pick(middle, RUNS["second"]),
-         pick(after, RUNS["second"]), second_tasks, second_how),
-        ("rollout to SMTP-Auth only (3 batches)", pick(before, RUNS["rollout"]), pick(middle, RUNS["rollout"]),
-         pick(after, RUNS["rollout"]), None, "-"),
+        ("site.yml, second run, changes nothing", [pick(st, RUNS["second"]) for st in stages], second_tasks,
+         second_how),
+        ("rollout to SMTP-Auth only (3 batches)", [pick(st, RUNS["rollout"]) for st in stages], None, "-"),
     ]
-    lines = ["| measure | session start | config module | after | floor | floor made of |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {m} | {fmt(b)} | {fmt(c)} | {fmt(a)} | {'-' if f is None else fmt(f)} | {how} |"
-              for m, b, c, a, f, how in rows]
+    lines = ["| measure | " + " | ".join(title for _, title in STAGES) + " | floor | floor made of |",
+             "|---|" + "---|" * len(STAGES) + "---|---|"]
+    lines += [f"| {m} | " + " | ".join(fmt(v) for v in values) + f" | {'-' if f is None else fmt(f)} | {how} |"
+              for m, values, f, how in rows]
     return lines
 
 
@@ -133,8 +134,9 @@ def main() -> None:
     lines += ["", "## The two-release lab (10 VPS + mx, Debian 12 and 13), and the floor under it", ""]
     lines += two_release_rows()
     lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); config module: "
-              "provision_11hosts_config_module.md (the sendmail config phase as one task, 15fb2fa); after: "
-              "provision_11hosts_after.md (each step's files as one task, the files module, 90f1d3c);",
+              "provision_11hosts_config_module.md (the sendmail config phase as one task, 15fb2fa); files module: "
+              "provision_11hosts_files_module.md (each step's files as one task, 90f1d3c); after: "
+              "provision_11hosts_after.md (Mitogen unpinned, 1efc786; its fourth run is Mitogen pinned, same lab);",
               "floor: floor.md (packages, restarts and Ansible's cost per task, measured without the roles; a "
               "task's floor is a stat on every host, which changes nothing)."]
     write("speed", "Provisioning cost per host: before and after", lines)
