@@ -64,22 +64,14 @@ class Failed(Exception):
         self.changed_paths = changed_paths
 
 
-def _uid(name: str | None) -> int:
+def _id(kind: str, name: str | None) -> int:
+    """The uid (kind "user") or gid ("group") of a name; -1 (leave it) for none."""
     if name is None:
         return -1
     try:
-        return pwd.getpwnam(name).pw_uid
+        return pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise ValueError(f"no user {name}") from None
-
-
-def _gid(name: str | None) -> int:
-    if name is None:
-        return -1
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise ValueError(f"no group {name}") from None
+        raise ValueError(f"no {kind} {name}") from None
 
 
 def _mode(text: str | int | None) -> int | None:
@@ -165,7 +157,7 @@ def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bo
         return True, {"before_header": path, "after_header": path,
                       "before": f"{_kind(st)}\n", "after": "absent\n"}
 
-    mode, uid, gid = _mode(entry.get("mode")), _uid(entry.get("owner")), _gid(entry.get("group"))
+    mode, uid, gid = _mode(entry.get("mode")), _id("user", entry.get("owner")), _id("group", entry.get("group"))
     if st is not None and _kind(st) != state:
         raise ValueError(f"it is a {_kind(st)}, not a {state}")
     content, src = entry.get("content"), entry.get("src")
