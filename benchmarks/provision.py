@@ -1,10 +1,12 @@
 """Where provisioning's time goes: a per-task, per-host profile of a first site.yml run on new containers, a second
-run that changes nothing, and a rollout to SMTP-Auth only, on the default lab (5 VPS + mx).
+run that changes nothing (also on plain ansible-core and on Mitogen's own pinned strategy), and a rollout to
+SMTP-Auth only, on the default lab (10 VPS on Debian 12 and 13 + mx) or with --one-release on 5 VPS + mx.
 
 The lab's containers are made anew (the images are kept: building them is lab_up.py's measure). Each run is timed
 with the task_profile callback (plugins/callback/task_profile.py); the tables come from sendmail_fleet.profile.
-Run: .venv/bin/python benchmarks/provision.py [LABEL] [--from-raw]   (results: provision_LABEL.md; --from-raw
-makes the tables again from the raw profiles of an earlier run)
+Run: .venv/bin/python benchmarks/provision.py [LABEL] [--from-raw] [--one-release]   (results:
+provision_LABEL.md; --from-raw makes the tables again from the raw profiles of an earlier run; --one-release
+profiles the lab issue 12's table was measured on, 5 VPS on Debian 12 + mx, instead of the default lab)
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def main() -> None:
     else:
         with progress.step("a new lab (containers made anew, images kept)"):
             down(paths, Progress(quiet=True))
-            topo = build()
+            topo = build(5, releases={i: "bookworm" for i in range(1, 6)}) if "--one-release" in sys.argv else build()
             up(topo, paths, progress)
             save_topology(paths, topo)
         runs = []
@@ -64,7 +66,8 @@ def main() -> None:
             with progress.step(title):
                 runs.append((title, profiled(paths, name, raw / f"{i}.json", *extra, accelerated=accelerated,
                                              env=env)))
-    lines = [f"Accelerator: {ansible_playbook.accelerator()} (runs marked plain ansible-core use none), strategy "
+    lab = "5 VPS on Debian 12 + mx" if "--one-release" in sys.argv else "the default lab (10 VPS, Debian 12 and 13, + mx)"
+    lines = [f"Lab: {lab}.", "", f"Accelerator: {ansible_playbook.accelerator()} (runs marked plain ansible-core use none), strategy "
              f"{ansible_playbook.MITOGEN_STRATEGY} unless the run says otherwise.", "",
              "| run | wall s |", "|---|---|"] + [f"| {t} | {p.wall:.1f} |" for t, p in runs] + [""]
     for title, prof in runs:

@@ -102,12 +102,19 @@ def rollout(name: str) -> dict[int, dict[str, float]]:
     return {int(k): v for k, v in json.loads(path.read_text()).items()} if path.exists() else {}
 
 
+def now_of(now: dict[str, float], run: str) -> str:
+    """The same run on today's code, where provision_one_release.md has it: " (now X s)"."""
+    value = pick(now, RUNS[run]) if now else None
+    return "" if value is None else f" (now {value:.1f} s)"
+
+
 def fmt(v: float | None, unit: str = " s") -> str:
     return "not measured" if v is None else f"{v:.1f}{unit}" if unit == " s" else f"{v:.2f}{unit}"
 
 
 def main() -> None:
     before, after = walls("provision_before"), walls("provision_after")
+    now = walls("provision_one_release") if (RESULTS / "provision_one_release.md").exists() else {}
     rb, ra = rollout("rollout_before"), rollout("rollout")
 
     def ratio(r: dict[int, dict[str, float]], a: tuple[int, str], b: tuple[int, str]) -> float | None:
@@ -117,11 +124,11 @@ def main() -> None:
             return None
 
     rows = [("site.yml, first run on new containers (5 VPS + mx)", fmt(pick(before, RUNS["first"])),
-             fmt(pick(after, RUNS["first"])), "<= 150 s"),
+             fmt(pick(after, RUNS["first"])) + now_of(now, "first"), "<= 150 s"),
             ("site.yml, second run, changes nothing", fmt(pick(before, RUNS["second"])),
-             fmt(pick(after, RUNS["second"])), "<= 30 s"),
+             fmt(pick(after, RUNS["second"])) + now_of(now, "second"), "<= 30 s"),
             ("rollout to SMTP-Auth only, 5 VPS + mx", fmt(pick(before, RUNS["rollout"])),
-             fmt(pick(after, RUNS["rollout"])), "-"),
+             fmt(pick(after, RUNS["rollout"])) + now_of(now, "rollout"), "-"),
             ("rollout, 8 VPS vs 1 VPS (project settings)", fmt(ratio(rb, (8, "project"), (1, "project")), "x"),
              fmt(ratio(ra, (8, "project"), (1, "project")), "x"), "<= 2x"),
             ("rollout, project settings vs Ansible defaults, 8 VPS",
@@ -131,6 +138,9 @@ def main() -> None:
     lines += [f"| {m} | {b} | {a} | {t} |" for m, b, a, t in rows]
     lines += ["", "Before: provision_before.md (2026-11-27, before the speed work) and rollout_before.md (2026-11-25);",
               "after: provision_after.md and rollout.md. Each from one run of benchmarks/provision.py or rollout.py."]
+    if now:
+        lines += ["Now: provision_one_release.md (benchmarks/provision.py --one-release, the same 5 VPS + mx on "
+                  "today's roles, which do more: TLS from ACME, fail2ban, the mail settings service)."]
     lines += ["", "## The two-release lab (10 VPS + mx, Debian 12 and 13), and the floor under it", ""]
     lines += two_release_rows()
     lines += ["", "Session start: provision_11hosts_before.md (the code of ee1c06c); config module: "
