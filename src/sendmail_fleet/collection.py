@@ -1,5 +1,5 @@
-"""The collection's own plugin files (plugins/filter/*.py), loaded from where the collection keeps them, so the
-lab's Python and the roles share one implementation of each formatter."""
+"""The collection's own plugin files (plugins/KIND/NAME.py), loaded from where the collection keeps them, so the
+lab's Python, its tests and the roles share one implementation of each formatter, module and strategy."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from . import repo_root
 
 
 @cache
-def filter_plugin(name: str) -> ModuleType:
-    path = repo_root() / "plugins" / "filter" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"sendmail_fleet_{name}", path)
+def plugin(kind: str, name: str) -> ModuleType:
+    """plugins/KIND/NAME.py as a module: kind is the collection's folder (filter, modules, strategy)."""
+    path = repo_root() / "plugins" / kind / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"sendmail_fleet_{kind}_{name}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def filter_plugin(name: str) -> ModuleType:
+    return plugin("filter", name)

@@ -32,13 +32,11 @@ def test_the_unpinned_strategy_leaves_cpu_placement_to_the_kernel_and_is_mitogen
     import ansible_mitogen.strategy
     from ansible.plugins.strategy.linear import StrategyModule as Linear
 
-    path = playbook.repo_root() / "plugins" / "strategy" / "mitogen_linear_unpinned.py"
-    spec = importlib.util.spec_from_file_location("mitogen_linear_unpinned", path)
-    assert spec and spec.loader
+    from sendmail_fleet.collection import plugin
+
     pinning = ansible_mitogen.affinity.policy
     try:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = plugin("strategy", "mitogen_linear_unpinned")
         assert type(ansible_mitogen.affinity.policy) is ansible_mitogen.affinity.Policy  # the no-op policy
         assert issubclass(module.StrategyModule, ansible_mitogen.strategy.StrategyMixin)
         assert issubclass(module.StrategyModule, Linear)

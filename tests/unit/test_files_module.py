@@ -4,7 +4,6 @@ absences in one task, on a temporary folder. The lab tests prove it on real host
 from __future__ import annotations
 
 import grp
-import importlib.util
 import os
 import pwd
 import stat
@@ -12,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "files_module", Path(__file__).resolve().parents[2] / "plugins" / "modules" / "files.py")
-assert _SPEC and _SPEC.loader
-mod = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(mod)
+from sendmail_fleet.collection import plugin
+
+mod = plugin("modules", "files")
 
 ME = pwd.getpwuid(os.geteuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getegid()).gr_name

@@ -4,17 +4,14 @@ lab tests prove it on real hosts (tests/lab/test_b_sendmail_role.py, test_b_wiri
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "sendmail_config", Path(__file__).resolve().parents[2] / "plugins" / "modules" / "sendmail_config.py")
-assert _SPEC and _SPEC.loader
-mod = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(mod)
+from sendmail_fleet.collection import plugin
+
+mod = plugin("modules", "sendmail_config")
 
 MC = "VERSIONID(`sendmail-fleet default-auth-only')dnl\nnew\n"
 GOOD = {"cf_exists": True, "cf_matches_mc": True, "daemon_older_than_cf": False, "unfinished": None, "drift": []}

@@ -17,12 +17,8 @@ def test_a_rule_goes_under_the_header():
 
 
 def test_the_ansible_filter_takes_dicts_by_column_and_leaves_missing_cells_empty():
-    import importlib.util
-
-    from sendmail_fleet import repo_root
-    spec = importlib.util.spec_from_file_location("tt", repo_root() / "plugins" / "filter" / "text_table.py")
-    tt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tt)
+    from sendmail_fleet.collection import filter_plugin
+    tt = filter_plugin("text_table")
     rows = [{"host": "vps1", "result": "switched"}, {"host": "vps10"}]
     assert tt.FilterModule().filters()["text_table"](rows, ["host", "result"]) == [
         "HOST   RESULT", "-----  --------", "vps1   switched", "vps10"]
