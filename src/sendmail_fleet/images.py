@@ -14,7 +14,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from docker.errors import BuildError, ImageNotFound
 
@@ -29,6 +32,8 @@ from .topology import RELEASES
 DOCKER_DIR = repo_root() / "docker"
 LABEL = "sendmail-fleet.lab"
 EQUIPMENT_RELEASE = "bookworm"  # the release of the DNS server and the clients
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def base_packages() -> list[str]:
@@ -88,12 +93,16 @@ def _build(client: docker.DockerClient, path: Path, ref: str, progress: Progress
         raise EngineError(f"building {ref} produced no image (last output: {last})")
 
 
-def _base_from_mirror(client: docker.DockerClient, ref: str, release: str, progress: Progress) -> None:
+def _ensure_mmdebstrap(progress: Progress) -> None:
     if not shutil.which("mmdebstrap"):
         if os.geteuid() != 0:
             raise EngineError("mmdebstrap is missing: install it (apt-get install mmdebstrap) or set "
                               "MAILLAB_BASE_SOURCE=registry where a registry is reachable")
         apt_install(["mmdebstrap"], progress)
+
+
+def _base_from_mirror(client: docker.DockerClient, ref: str, release: str, progress: Progress) -> None:
+    _ensure_mmdebstrap(progress)
     mirrors = detect()
     with tempfile.TemporaryDirectory(prefix="maillab-") as tmp:
         out = Path(tmp) / "rootfs.tar"
@@ -131,14 +140,32 @@ def wanted(releases: list[str]) -> list[tuple[str, str]]:
     return [("vps", r) for r in releases] + [(n, EQUIPMENT_RELEASE) for n in ("dns", "acme", "client")]
 
 
+def _all_at_once(jobs: list[T], run: Callable[[T], R]) -> list[R]:
+    """run(job) for every job, each in its own thread (the work is mostly downloads, dpkg and the engine's own);
+    the first error is raised once every job has ended."""
+    if len(jobs) <= 1:
+        return [run(j) for j in jobs]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(run, j) for j in jobs]
+    return [f.result() for f in futures]  # every job has ended here (leaving `with` waits for them)
+
+
 def ensure_all(client: docker.DockerClient, progress: Progress, releases: list[str]) -> dict[str, str]:
-    """Every image the lab needs, built where missing; keys: vps-<release>, dns, acme, client."""
-    refs: dict[str, str] = {}
-    for name, release in wanted(releases):
+    """Every image the lab needs, built where missing; keys: vps-<release>, dns, acme, client. The base images of
+    the releases are made at the same time, then every missing image on top of them at the same time (one after
+    another took 65 s on a new machine here: mmdebstrap alone was 17 s for Debian 13 and 23 s for 12)."""
+    pairs = wanted(releases)
+    missing = [(name, release) for name, release in pairs if not _exists(client, tag(name, release))]
+    bases = sorted({release for _, release in missing})
+    if any(not _exists(client, tag("base", r)) and not _base_from_registry(client, r) for r in bases):
+        _ensure_mmdebstrap(progress)  # once, before the threads: two apt-get runs at once would fight for dpkg's lock
+    made = dict(zip(bases, _all_at_once(bases, lambda r: ensure_base(client, progress, r)), strict=True))
+
+    def build(pair: tuple[str, str]) -> None:
+        name, release = pair
         ref = tag(name, release)
-        if not _exists(client, ref):
-            base = ensure_base(client, progress, release)
-            with progress.step(f"building image {ref}"):
-                _build(client, DOCKER_DIR / name, ref, progress, buildargs={"BASE": base})
-        refs[f"vps-{release}" if name == "vps" else name] = ref
-    return refs
+        with progress.step(f"building image {ref}"):
+            _build(client, DOCKER_DIR / name, ref, progress, buildargs={"BASE": made[release]})
+
+    _all_at_once(missing, build)
+    return {f"vps-{release}" if name == "vps" else name: tag(name, release) for name, release in pairs}
