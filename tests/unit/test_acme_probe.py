@@ -19,11 +19,17 @@ probe = load("acme_probe")
 
 class Site(SimpleHTTPRequestHandler):
     """Serves the webroot for good.test; 403 for denied.test (a folder nginx cannot read), a redirect to HTTPS
-    for moved.test (the name's challenges not routed to the webroot), another page for other.test."""
+    for moved.test (the name's challenges not routed to the webroot), another page for other.test; 404 for the
+    first `reloading` requests for reloaded.test (nginx's old workers, still on the old root, after a reload)."""
+
+    reloading = 0
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's names)
         host = self.headers.get("Host", "")
-        if host == "denied.test":
+        if host == "reloaded.test" and Site.reloading > 0:
+            Site.reloading -= 1
+            self.send_error(404)
+        elif host == "denied.test":
             self.send_error(403)
         elif host == "moved.test":
             self.send_response(301)
@@ -69,7 +75,7 @@ def test_a_name_that_does_not_get_the_file_back_fails_and_is_named(webroot, name
 
 def test_the_command_exits_1_printing_each_failed_name(webroot, capsys):
     root, port = webroot
-    assert probe.main([str(root), "good.test", "denied.test", "--port", str(port)]) == 1
+    assert probe.main([str(root), "good.test", "denied.test", "--port", str(port), "--settle", "0"]) == 1
     assert capsys.readouterr().out == "denied.test: HTTP 403\n"
     assert probe.main([str(root), "good.test", "--port", str(port)]) == 0
 
@@ -79,3 +85,25 @@ def test_nothing_listening_fails_the_name(tmp_path):
     failed = probe.probe(str(tmp_path), ["good.test"], port=1)
     assert len(failed) == 1 and failed[0].startswith("good.test: ") and "refused" in failed[0].lower()
     assert left_behind(tmp_path) == []
+
+
+def test_a_name_still_served_by_the_old_workers_after_a_reload_passes_once_the_new_ones_answer(webroot):
+    root, port = webroot
+    Site.reloading = 3
+    assert probe.probe(str(root), ["good.test", "reloaded.test"], port, settle=10) == []
+    assert Site.reloading == 0
+    assert left_behind(root) == []
+
+
+def test_without_time_to_settle_the_old_workers_answer_is_the_result(webroot):
+    root, port = webroot
+    Site.reloading = 3
+    assert probe.probe(str(root), ["reloaded.test"], port) == ["reloaded.test: HTTP 404"]
+    Site.reloading = 0
+
+
+def test_a_name_that_stays_wrong_fails_after_the_deadline_with_its_last_answer(webroot):
+    root, port = webroot
+    assert probe.probe(str(root), ["denied.test", "good.test", "denied.test"], port, settle=0.5) == [
+        "denied.test: HTTP 403"]
+    assert left_behind(root) == []
