@@ -56,3 +56,36 @@ def test_no_symlink_in_what_the_collection_ships():
     shipped = [repo_root() / d for d in ("roles", "plugins", "playbooks", "meta")]
     links = [p for d in shipped for p in d.rglob("*") if p.is_symlink()]
     assert links == []
+
+
+def role_calls():
+    """Every include_role/import_role of the roles, playbooks and lab playbooks: (file, role name, tasks_from)."""
+    files = [p for d in ("roles", "playbooks", "tests/lab/playbooks") for p in (repo_root() / d).rglob("*.yml")]
+    for path in files:
+        for task in walk(yaml.safe_load(path.read_text()) or []):
+            for key in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
+                if isinstance(task.get(key), dict):
+                    yield path.relative_to(repo_root()), task[key]["name"], task[key].get("tasks_from", "main")
+
+
+def walk(node):
+    if isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+    elif isinstance(node, dict):
+        yield node
+        for key in ("block", "rescue", "always", "tasks", "pre_tasks", "post_tasks", "handlers"):
+            yield from walk(node.get(key))
+
+
+def test_an_entry_point_with_an_argument_spec_is_called_by_its_name_so_ansible_checks_the_arguments():
+    # Ansible looks the spec up by tasks_from as written: "switch.yml" finds no entry point "switch", and the role
+    # then runs without checking its variables.
+    unchecked = []
+    for path, role, entry in role_calls():
+        spec = yaml.safe_load((repo_root() / "roles" / role / "meta" / "argument_specs.yml").read_text())
+        if entry not in spec["argument_specs"] and entry.removesuffix(".yml") in spec["argument_specs"]:
+            unchecked.append(f"{path}: {role} tasks_from {entry}")
+    assert unchecked == []
+    assert sum(1 for _ in role_calls()) > 20
+
