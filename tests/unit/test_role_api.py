@@ -89,3 +89,23 @@ def test_an_entry_point_with_an_argument_spec_is_called_by_its_name_so_ansible_c
     assert unchecked == []
     assert sum(1 for _ in role_calls()) > 20
 
+
+PACKAGED = ["fail2ban", "pop3", "procmail", "sasl", "sendmail", "tls"]
+
+
+@pytest.mark.parametrize("role", PACKAGED)
+def test_configure_is_main_without_the_apt_task_and_takes_the_same_options(role):
+    base = repo_root() / "roles" / role
+    main = yaml.safe_load((base / "tasks" / "main.yml").read_text())
+    assert [t for t in main if "ansible.builtin.apt" in t] and main[-1]["ansible.builtin.import_tasks"] == "configure.yml"
+    assert "ansible.builtin.apt" not in (base / "tasks" / "configure.yml").read_text()
+    spec = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    assert spec["configure"]["options"] == spec["main"]["options"]
+
+
+def test_mail_host_imports_each_role_without_its_apt_task_and_installs_every_package_itself():
+    calls = [(role, entry) for path, role, entry in role_calls() if path.parts[:2] == ("roles", "mail_host")]
+    assert sorted(role for role, entry in calls if entry == "configure") == PACKAGED
+    assert ("client_setup", "acme.yml") in calls and ("client_setup", "main") not in calls
+    packages = yaml.safe_load((repo_root() / "roles/mail_host/vars/main.yml").read_text())["__mail_host_packages"]
+    assert all(f"__{role}_packages" in packages for role in PACKAGED + ["client_setup"])
