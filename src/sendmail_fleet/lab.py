@@ -174,7 +174,7 @@ def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: 
 
 def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dict[str, str],
             pubkey: str, dns_conf: str, pki_dir: Path) -> Container:
-    spec = _container_spec(node, topo, images, _key_id(pubkey))
+    spec = _container_spec(node, topo, images, _key_id(node, pubkey, pki_dir))
     image = spec.pop("image")
     container = client.containers.create(image, **spec)
     client.networks.get(topo.network).connect(container, ipv4_address=node.address)
@@ -241,16 +241,25 @@ def _trust_lab_cas(client: docker.DockerClient, topo: Topology, paths: Paths) ->
     (paths.pki / TRUST_BUNDLE).write_bytes(lab_ca + b"".join(known.values()))
 
 
-def _key_id(pubkey: str) -> str:
-    return hashlib.sha256(pubkey.encode()).hexdigest()[:12]
+def _key_id(node: Node, pubkey: str, pki_dir: Path) -> str:
+    """What a container was given from this checkout's .lab that a later run must not silently replace: the SSH key
+    a mail host lets in, or the certificate (signed by this checkout's lab CA) that the ACME CA serves HTTPS with.
+    A lab left running by another checkout, or by this one before its .lab was removed, has other ones."""
+    if node.role in ("vps", "mx"):
+        return hashlib.sha256(pubkey.encode()).hexdigest()[:12]
+    if node.role == "acme":
+        return hashlib.sha256((pki_dir / "acme.crt").read_bytes()).hexdigest()[:12]
+    return ""
 
 
-def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str], pubkey: str) -> bool:
-    """Same image, same address, and (for mail hosts) the same SSH key as this checkout's lab."""
+def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str], pubkey: str,
+             pki_dir: Path) -> bool:
+    """Same image, same address, and the same SSH key (mail hosts) or HTTPS certificate (the ACME CA) as this
+    checkout's lab."""
     spec = _container_spec(node, topo, images)
     nets = container.attrs["NetworkSettings"]["Networks"]
     addr = nets.get(topo.network, {}).get("IPAMConfig") or {}
-    key_ok = node.role not in ("vps", "mx") or container.labels.get(f"{LABEL}.key") == _key_id(pubkey)
+    key_ok = container.labels.get(f"{LABEL}.key", "") == _key_id(node, pubkey, pki_dir)
     caps = set(container.attrs["HostConfig"].get("CapAdd") or [])
     caps_ok = {c if c.startswith("CAP_") else f"CAP_{c}" for c in spec.get("cap_add", [])} <= \
         {c if c.startswith("CAP_") else f"CAP_{c}" for c in caps}
@@ -381,7 +390,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
         for node in topo.nodes:
             try:
                 c = client.containers.get(node.name)
-                if not _matches(c, node, topo, images, pubkey):
+                if not _matches(c, node, topo, images, pubkey, paths.pki):
                     progress.say(f"  {node.name}: out of date, recreating")
                     c.remove(force=True)
                     raise NotFound("recreate")
