@@ -318,3 +318,38 @@ def test_temporary_files_are_made_exclusively_and_never_through_a_link(rmap, tmp
 def test_temporary_names_cannot_be_guessed():
     names = {pbs._beside("/etc/mail/drac") for _ in range(50)}
     assert len(names) == 50 and all(n.startswith("/etc/mail/.drac.") for n in names)
+
+
+def test_a_revoked_address_stops_relaying_at_once_and_the_others_keep_their_window(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.record("198.51.100.2", "bob", now=1010)
+    rmap.record("198.51.100.1", "alice", now=1020)  # a repeat login: two lines for the address
+    assert rmap.revoke("198.51.100.1", now=1030) is True
+    assert db(rmap) == {"198.51.100.2": "OK"}
+    assert [e.address for e in pbs.live(rmap.load(), 1030, rmap.window).values()] == ["198.51.100.2"]
+    assert rmap.expire(now=1031) == 0 and db(rmap) == {"198.51.100.2": "OK"}  # no older line brings it back
+
+
+def test_revoking_an_address_with_no_live_entry_changes_nothing_it_grants(rmap):
+    rmap.record("198.51.100.2", "bob", now=1000)
+    assert rmap.revoke("::ffff:198.51.100.1", now=1001) is False
+    assert db(rmap) == {"198.51.100.2": "OK"}
+
+
+def test_a_login_after_a_revoke_opens_a_new_window(rmap):
+    rmap.record("198.51.100.1", "alice", now=1000)
+    rmap.revoke("198.51.100.1", now=1001)
+    rmap.record("198.51.100.1", "alice", now=1002)
+    assert db(rmap) == {"198.51.100.1": "OK"}
+
+
+def test_cli_revoke_says_what_it_did_and_refuses_a_bad_address(tmp_path, fake_makemap, capsys):
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"STATE={tmp_path}/st\nMAP={tmp_path}/drac\nWINDOW=100\nMAKEMAP_USER=\nMAKEMAP={fake_makemap}\n")
+    assert pbs.main(["--config", str(cfg), "record", "--user", "alice", "192.0.2.9"]) == 0
+    assert pbs.main(["--config", str(cfg), "revoke", "192.0.2.9"]) == 0
+    assert pbs.main(["--config", str(cfg), "revoke", "192.0.2.9"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["192.0.2.9 may no longer relay", "192.0.2.9 had no live entry: nothing to revoke"]
+    assert pbs.main(["--config", str(cfg), "list", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
+    assert pbs.main(["--config", str(cfg), "revoke", "not-an-address"]) == 2

@@ -2,7 +2,7 @@
 """POP-before-SMTP relay map for sendmail's `drac` feature.
 
 dovecot's POP3 post-login hook calls `record IP --user USER` after every successful login; a systemd
-timer calls `expire`. Entries live in an append-only text file (address, epoch seconds, user; the newest
+timer calls `expire`; an admin may `revoke IP` to end an address's window at once. Entries live in an append-only text file (address, epoch seconds, user; the newest
 line for an address wins). A lock file serialises concurrent logins and expiry.
 
 A login costs little however many clients are live: an address that already has a live entry only gets
@@ -319,6 +319,19 @@ class RelayMap:
                 self._write_atomic(self.state, format_state(kept))
         return dropped
 
+    def revoke(self, address: str, now: float | None = None) -> bool:
+        """Stop `address` relaying now, before its window ends (a client machine that was taken over, a user
+        moved to SMTP-Auth): its entries are dropped and the map rebuilt without it. True if it was live.
+        A new POP3 login from the address opens a new window, as any login does."""
+        now = time.time() if now is None else now
+        target = normalise(address)
+        with self.locked():
+            entries, _ = parse_state(self._read())
+            kept = live(entries, now, self.window)
+            was_live = kept.pop(target, None) is not None
+            self.save(kept)
+        return was_live
+
     def rebuild(self) -> int:
         with self.locked():
             entries = live(self.load(), time.time(), self.window)
@@ -376,6 +389,8 @@ def parse_args(argv: list[str]) -> _Args:
     r.add_argument("--user", default="")
     sub.add_parser("expire", help="drop entries older than the window")
     sub.add_parser("rebuild", help="rewrite the map from the entries")
+    rv = sub.add_parser("revoke", help="stop an address relaying now, before its window ends")
+    rv.add_argument("address")
     ls = sub.add_parser("list", help="show live entries")
     ls.add_argument("--json", action="store_true")
     args = _Args("")
@@ -397,6 +412,13 @@ def main(argv: list[str] | None = None) -> int:
             dropped = rmap.expire()
             if dropped:
                 _log(f"expired {dropped} address(es)")
+        elif args.cmd == "revoke":
+            address = normalise(args.address)
+            if rmap.revoke(address):
+                _log(f"relay revoked for {address}")
+                print(f"{address} may no longer relay")
+            else:
+                print(f"{address} had no live entry: nothing to revoke")
         elif args.cmd == "rebuild":
             print(f"{rmap.rebuild()} live address(es) in {rmap.map}.db")
         else:
