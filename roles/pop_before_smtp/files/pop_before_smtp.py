@@ -2,8 +2,9 @@
 """POP-before-SMTP relay map for sendmail's `drac` feature.
 
 dovecot's POP3 post-login hook calls `record IP --user USER` after every successful login; a systemd
-timer calls `expire`; an admin may `revoke IP` to end an address's window at once. Entries live in an append-only text file (address, epoch seconds, user; the newest
-line for an address wins). A lock file serialises concurrent logins and expiry.
+timer calls `expire`; an admin may `revoke IP` to end an address's window at once. Entries live in an
+append-only text file (address, epoch seconds, user; the newest line for an address wins). A lock file
+serialises concurrent logins, expiry and revocation.
 
 A login costs little however many clients are live: an address that already has a live entry only gets
 a line appended (its key is in the map already); a new address is added to the hash map in place with
