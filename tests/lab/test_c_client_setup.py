@@ -224,8 +224,8 @@ def test_the_audit_notice_links_to_the_help_page(maillab, paths):
 
 
 def relay_revoked(lab: MailLab, node, address: str) -> None:
-    """The address's POP-before-SMTP window on the host ended at once (`pop-before-smtp revoke`), so a relay from
-    it is refused again, as later tests (the demo) expect."""
+    """The address's POP-before-SMTP window on the host ended at once by the admin's `pop-before-smtp revoke`: it is
+    gone from the list and a relay from it is refused again."""
     code, out = lab.sh(node, f"pop-before-smtp revoke {address}")
     assert code == 0, out
     _, entries = lab.sh(node, "pop-before-smtp list --json")

@@ -327,8 +327,7 @@ class RelayMap:
         now = time.time() if now is None else now
         target = normalise(address)
         with self.locked():
-            entries, _ = parse_state(self._read())
-            kept = live(entries, now, self.window)
+            kept = live(self.load(), now, self.window)
             was_live = kept.pop(target, None) is not None
             self.save(kept)
         return was_live
