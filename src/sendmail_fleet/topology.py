@@ -37,6 +37,10 @@ LEGACY_SETUP_DATE = "2002-11-30"
 # VPS numbers whose mail settings (autoconfig, Autodiscover, profiles) the mx publishes for them: the fleet-wide
 # set-up, one host serving other hosts' settings. Every other mail host publishes its own.
 SETTINGS_FROM_MX = (7, 9)
+# client2, the tests' stranger, has a reverse DNS name longer than sendmail's relay= log field (100 characters), as
+# a hostile client can choose: its failed SMTP-Auth logins must still get it banned. Its short name resolves too.
+LONG_PTR_CLIENT = "client2"
+LONG_PTR_NAME = "c2-" + "x" * 57 + "." + "y" * 50 + ".clients.test"  # 124 characters
 
 
 class TopologyError(ValueError):
@@ -63,6 +67,7 @@ class Node:
     accounts: tuple[Account, ...] = field(default=())
     setup_date: str | None = None  # when set, the inventory gives the date and the role picks the variant
     release: str | None = None  # Debian codename of a mail host (bookworm, trixie); dns and clients: None
+    ptr: str | None = None  # the reverse DNS name, where it is not the fqdn
 
 
 @dataclass(frozen=True)
@@ -201,8 +206,9 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
                           _accounts(name, domain, ("alice", "bob"), f"vps{i}"), date,
                           releases.get(i, release_for_index(i))))
     for i in (1, 2):
-        nodes.append(Node(f"{PREFIX}-client{i}", f"client{i}", "client", addr(100 + i),
-                          f"client{i}.clients.test"))
+        short = f"client{i}"
+        nodes.append(Node(f"{PREFIX}-{short}", short, "client", addr(100 + i), f"{short}.clients.test",
+                          ptr=LONG_PTR_NAME if short == LONG_PTR_CLIENT else None))
     return Topology(str(net), vps_count, tuple(nodes),
                     tuple(sorted((i, v) for i, v in variants.items() if i <= vps_count)),
                     tuple(sorted((i, r) for i, r in releases.items() if i <= vps_count)))
@@ -220,7 +226,8 @@ def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
     for host in forward_hosts:
         lines.append(f"server=/{host}/127.0.0.11")
     for n in topo.nodes:
-        lines.append(f"host-record={n.fqdn},{n.address}")
+        # host-record: A records for every name, the PTR record for the first
+        lines.append(f"host-record={n.ptr + ',' if n.ptr else ''}{n.fqdn},{n.address}")
         if n.domain:
             lines.append(f"host-record={n.domain},{n.address}")
             lines.append(f"mx-host={n.domain},{n.fqdn},10")

@@ -14,6 +14,7 @@ import pytest
 
 from sendmail_fleet import repo_root
 from sendmail_fleet.lab import Paths
+from sendmail_fleet.topology import LONG_PTR_NAME
 
 FILTERS = repo_root() / "roles" / "fail2ban" / "files" / "filter.d"
 
@@ -128,3 +129,90 @@ def test_dovecot_failed_logins_of_both_releases_are_matched_with_the_client_addr
 
 def test_dovecot_logins_and_connections_without_a_password_are_not_matched(fail2ban, tmp_path):
     assert banned(fail2ban, "sendmail-fleet-pop3", DOVECOT_OTHERS, tmp_path) == []
+
+
+# -- hostile input: what a stranger can write into a log line ----------------------------------------------------
+# dovecot writes the user name a client sent verbatim inside user=<...>, before its own rip= and lip=. Each name
+# below names another address (a customer's office, the controller): only the client's own address may be banned.
+FORGED = "172.29.25.77"
+HOSTILE_POP3_USERS = {
+    "a second rip= after a closing >": f"x>, rip={FORGED}, y",
+    "rip= and lip= as dovecot writes them": f"x>, method=PLAIN, rip={FORGED}, lip=10.0.0.1, TLS, session=<abc",
+    "the whole tail of a line": f"x>, rip={FORGED}, lip=10.0.0.1, TLS, session=<abc>",
+    "brackets and IPv6": f"[{FORGED}]>, rip=IPv6:2001:db8::66, y",
+    "an address alone": FORGED,
+    "no closing >": f"x, rip={FORGED}",
+}
+
+
+def dovecot_failure(user: str, client: str, release: str) -> str:
+    if release == "2.3":
+        return (f"Dec  4 10:00:01 mail.vps2.test dovecot[811]: pop3-login: Disconnected (auth failed, 1 attempts in 2 "
+                f"secs): user=<{user}>, method=PLAIN, rip={client}, lip=172.29.25.22, TLS, session=<O3DIZkFh5Kas>")
+    return (f"Dec  4 10:00:01 mail.vps2.test dovecot[811]: pop3-login: Login aborted: Connection closed (auth failed, "
+            f"1 attempts in 2 secs) (auth_failed): user=<{user}>, method=PLAIN, rip={client}, lip=172.29.25.22, TLS, "
+            "session=<Qk2wZkFhLOrA>")
+
+
+@pytest.mark.parametrize("release", ["2.3", "2.4"])
+@pytest.mark.parametrize("case", HOSTILE_POP3_USERS)
+def test_a_pop3_user_name_that_names_another_address_gets_only_the_real_client_banned(fail2ban, tmp_path, case,
+                                                                                   release):
+    line = dovecot_failure(HOSTILE_POP3_USERS[case], "198.51.100.9", release)
+    assert banned(fail2ban, "sendmail-fleet-pop3", [line] * 3, tmp_path) == ["198.51.100.9"] * 3
+
+
+def test_a_pop3_failure_from_an_ipv6_client_bans_that_client(fail2ban, tmp_path):
+    line = dovecot_failure(f"x>, rip={FORGED}", "2001:db8::9", "2.4")
+    assert banned(fail2ban, "sendmail-fleet-pop3", [line], tmp_path) == ["2001:db8::9"]
+
+
+# sendmail cuts relay= at 100 characters (relay=%.100s of "NAME [ADDRESS]"): a client with a long reverse DNS name
+# has no address on its failure lines. Its session's "connect from" line (not cut) gives it, by process id.
+LONG_PTR = LONG_PTR_NAME  # the lab's client2 has it: 124 characters, as a hostile client may have
+
+
+def sendmail_session(pid: int, client: str, name: str, users: list[str]) -> list[str]:
+    relay = f"{name} [{client}]" if name else f"[{client}]"
+    lines = [f"Dec  4 10:00:00 mail.vps3.test sm-mta[{pid}]: NOQUEUE: connect from {relay}"]
+    for i, user in enumerate(users):
+        lines.append(f"Dec  4 10:00:0{i + 1} mail.vps3.test sm-mta[{pid}]: 5B4A0{i}Oe00{pid}: AUTH failure (PLAIN): "
+                     "authentication failure (-13) SASL(-13): authentication failure: Password verification failed, "
+                     f"user={user}, relay={relay[:100]}")
+    return lines
+
+
+def test_a_client_with_a_reverse_dns_name_too_long_for_the_failure_line_is_banned_by_its_connect_line(fail2ban,
+                                                                                                         tmp_path):
+    lines = sendmail_session(3101, "198.51.100.31", LONG_PTR, ["alice", "bob", "carol"])
+    assert "[198.51.100.31]" not in lines[1]  # the premise: sendmail's own line has lost the address
+    assert banned(fail2ban, "sendmail-fleet-auth", lines, tmp_path) == ["198.51.100.31"] * 3
+
+
+@pytest.mark.parametrize("user", [
+    "x, relay=[172.29.25.77]", f"x, relay=evil [{FORGED}] (may be forged)", f"[{FORGED}]", "x]"])
+@pytest.mark.parametrize("name", ["", "client2.clients.test", LONG_PTR])
+def test_an_smtp_auth_user_name_that_names_another_address_gets_only_the_real_client_banned(fail2ban, tmp_path,
+                                                                                           user, name):
+    lines = sendmail_session(3102, "198.51.100.32", name, [user, user])
+    assert banned(fail2ban, "sendmail-fleet-auth", lines, tmp_path) == ["198.51.100.32"] * 2
+
+
+def test_sessions_that_run_side_by_side_each_ban_their_own_client(fail2ban, tmp_path):
+    a = sendmail_session(3201, "198.51.100.41", LONG_PTR, ["alice", "bob"])
+    b = sendmail_session(3202, "198.51.100.42", "other.example", ["carol"])
+    interleaved = [a[0], b[0], a[1], b[1], a[2]]
+    assert banned(fail2ban, "sendmail-fleet-auth", interleaved, tmp_path) == \
+        ["198.51.100.41", "198.51.100.42", "198.51.100.41"]
+
+
+def test_a_connect_line_or_a_successful_login_alone_bans_nobody(fail2ban, tmp_path):
+    lines = sendmail_session(3301, "198.51.100.51", LONG_PTR, [])
+    lines.append("Dec  4 10:00:02 mail.vps3.test sm-mta[3301]: AUTH=server, relay=[198.51.100.51], authid=alice, "
+                 "mech=PLAIN, bits=0")
+    assert banned(fail2ban, "sendmail-fleet-auth", lines, tmp_path) == []
+
+
+def test_a_cut_failure_line_without_its_session_names_no_address_rather_than_a_wrong_one(fail2ban, tmp_path):
+    line = sendmail_session(3401, "198.51.100.61", LONG_PTR, [f"x, relay=[{FORGED}]"])[1]
+    assert banned(fail2ban, "sendmail-fleet-auth", [line], tmp_path) == []

@@ -4,7 +4,15 @@ import ipaddress
 
 import pytest
 
-from sendmail_fleet.topology import MAX_VPS, SETTINGS_FROM_MX, TopologyError, build, dnsmasq_conf, inventory
+from sendmail_fleet.topology import (
+    LONG_PTR_CLIENT,
+    MAX_VPS,
+    SETTINGS_FROM_MX,
+    TopologyError,
+    build,
+    dnsmasq_conf,
+    inventory,
+)
 from sendmail_fleet.variants import variant_names
 
 
@@ -86,6 +94,16 @@ def test_every_mail_domain_has_mx_and_a_records():
         assert f"host-record={n.fqdn},{n.address}" in conf
     assert "no-resolv" in conf and "server=/mirror.invalid/127.0.0.11" in conf
     assert conf.count("server=") == 1, "nothing but the mirror is forwarded"
+
+
+def test_client2_has_a_reverse_name_longer_than_sendmails_relay_field_and_both_names_resolve():
+    topo = build(2)
+    c2 = topo.get(LONG_PTR_CLIENT)
+    assert len(c2.ptr) > 120 and all(len(label) <= 63 for label in c2.ptr.split("."))
+    conf = dnsmasq_conf(topo, [])
+    # dnsmasq: the first name of a host-record is the address's PTR, and every name gets an A record
+    assert f"host-record={c2.ptr},{c2.fqdn},{c2.address}" in conf.splitlines()
+    assert f"host-record={topo.get('client1').fqdn},{topo.get('client1').address}" in conf.splitlines()
 
 
 def test_status_json_shape():
