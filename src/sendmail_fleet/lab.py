@@ -7,6 +7,7 @@ import io
 import ipaddress
 import json
 import os
+import shlex
 import socket
 import subprocess
 import tarfile
@@ -194,6 +195,28 @@ def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dic
     return container
 
 
+SENDMAIL_PID = "/run/sendmail/mta/sendmail.pid"
+LAB_RESOLV_CONF = "# written by maillab: the lab's DNS answers every name, reverse names of the lab's addresses too\n" \
+    "nameserver {dns}\nsearch test\noptions ndots:0\n"
+
+
+def _use_lab_dns(container: Container, topo: Topology) -> None:
+    """The mail host asks the lab's DNS directly, not Docker's resolver in front of it: Docker answers reverse
+    lookups of the network's addresses itself (container.network names), so sendmail would never see the lab's
+    PTR records (client2's long name among them). Written in place (the file is Docker's bind mount), and again
+    after every start (Docker writes its own then). A running sendmail reads the file only when it starts: where one
+    runs (a lab reused from before this rule; on a new container it is not installed yet), it restarts itself on
+    SIGHUP, as the sendmail role restarts it (Debian's init script can leave the old daemon on the ports)."""
+    want = LAB_RESOLV_CONF.format(dns=topo.dns.address)
+    current = container.exec_run(["cat", "/etc/resolv.conf"]).output.decode(errors="replace")
+    if current != want:
+        hup = f'[ ! -s {SENDMAIL_PID} ] || kill -HUP "$(head -n1 {SENDMAIL_PID})" || true'
+        res = container.exec_run(["sh", "-c", f"printf %s {shlex.quote(want)} > /etc/resolv.conf && {{ {hup}; }}"])
+        if res.exit_code != 0:
+            raise LabError(f"{container.name}: cannot point /etc/resolv.conf at the lab DNS: "
+                           f"{res.output.decode(errors='replace')[-300:]}")
+
+
 # pebble's settings: its directory and management interface, HTTP-01 checks on port 80 of each VPS.
 PEBBLE_CONFIG = {"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
                             "certificate": "/etc/maillab/pebble.crt", "privateKey": "/etc/maillab/pebble.key",
@@ -296,13 +319,14 @@ def _wait_ready(container: Container, node: Node, deadline: float) -> None:
         raise LabError(f"{node.name}: sshd does not answer on {node.address}:22")
 
 
-def start(node: Node, timeout: float = 120) -> None:
+def start(node: Node, topo: Topology, timeout: float = 120) -> None:
     """Start one mail host's stopped container (a test killed it) and wait for its systemd and sshd; unlike `up`,
     it leaves every other container, the DNS and the inventory alone, so it can run beside a playbook."""
     c = container(node.name)
     if c.status != "running":
         c.start()
     _wait_ready(c, node, time.monotonic() + timeout)
+    _use_lab_dns(c, topo)  # Docker gives a started container its own resolver again
 
 
 def mirror_hosts() -> list[str]:
@@ -407,6 +431,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
     with progress.step("waiting for systemd and sshd in every VPS"):
         for node in topo.mail_hosts:
             _wait_ready(client.containers.get(node.name), node, deadline)
+            _use_lab_dns(client.containers.get(node.name), topo)
     with progress.step("clients trust the lab's CA and the ACME CA's root"):
         _trust_lab_cas(client, topo, paths)
     write_inventory(paths, topo)

@@ -55,7 +55,7 @@ def run(topo: Topology, paths: Paths, reports: Path) -> dict:
         first = json.loads(rollout_file.read_text())
         first_txt = rollout_file.with_suffix(".txt").read_text()
     finally:
-        lab.start(lost)  # back up, whatever happened above
+        lab.start(lost, topo)  # back up, whatever happened above
     # This time the rollout writes the hosts' variants into the inventory, so inventory and fleet agree.
     again = _run(paths, *rollout, "-e", "rollout_write_inventory=true", name="rollout-auth-only.yml")
     second = json.loads(rollout_file.read_text())

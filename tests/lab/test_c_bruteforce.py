@@ -1,6 +1,9 @@
 """Brute-force defence and sendmail's limits: an address that keeps failing SMTP-Auth or POP3 logins is banned
 (fail2ban, nftables) while another client keeps sending, the ban expires; size, recipients and early talkers are
-bounded. client2 is the attacker; client1 and the controller are on the lab's fail2ban ignore list."""
+bounded. client2 is the attacker; client1 and the controller are on the lab's fail2ban ignore list.
+
+client2 attacks as a stranger can: its reverse DNS name is longer than sendmail's relay= log field, so its failed
+SMTP-Auth lines lose its address, and its POP3 user names name another address (the mx's) for dovecot to log."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sendmail_fleet.mailcheck import Checks, MailLab, refused_at_connect
-from sendmail_fleet.topology import FAIL2BAN_BANTIME, FAIL2BAN_MAXRETRY
+from sendmail_fleet.topology import FAIL2BAN_BANTIME, FAIL2BAN_MAXRETRY, LONG_PTR_CLIENT
 
 HOST = "vps3"  # default-auth-only
 
@@ -57,9 +60,19 @@ def banning(provisioned):
     return nodes
 
 
+def banned_in(lab: MailLab, vps, jail: str) -> list[str]:
+    """The addresses fail2ban's jail holds banned on the host."""
+    _, out = lab.sh(vps, f"fail2ban-client status {jail}")
+    return out.split("Banned IP list:", 1)[1].split() if "Banned IP list:" in out else []
+
+
 def test_an_address_that_fails_auth_too_often_is_banned_while_another_client_keeps_sending(banning, maillab):
+    attacker = maillab.topo.get(LONG_PTR_CLIENT)
     for vps in banning:
         assert not refused(maillab, vps, 587), vps.short
+        # The premise: the host knows client2 by a name that pushes its [address] off sendmail's failure lines.
+        _, name = maillab.sh(vps, f"getent hosts {attacker.address}")
+        assert name.split()[1:2] == [attacker.ptr] and len(attacker.ptr) > 100, (vps.short, name)
     guesses = fail_together(lambda v: maillab.smtp("client2", v, port=587, starttls=True,
                                                    auth=["PLAIN", "alice", "guess-again"]), banning)
     for vps, bad in guesses:
@@ -76,9 +89,13 @@ def test_an_address_that_fails_auth_too_often_is_banned_while_another_client_kee
 
 
 def test_an_address_that_fails_pop3_logins_too_often_is_banned_and_the_ban_expires(banning, maillab):
+    mx = maillab.topo.by_role("mx")[0]
+    # Each failed login names the mx's address where dovecot logs the user name, before its own rip=: only client2,
+    # the address that really failed, may be banned; the mx keeps reaching POP3.
+    forged = f"x>, rip={mx.address}, y"
     for vps in banning:
         assert not refused(maillab, vps, 110), vps.short
-    for vps, bad in fail_together(lambda v: maillab.pop3("client2", v, "alice", "guess-again"), banning):
+    for vps, bad in fail_together(lambda v: maillab.pop3("client2", v, forged, "guess-again"), banning):
         # Refused at PASS (the name was taken, the password was not), or at connect: refused() above is a failed
         # login too, so with failures from earlier tests still within findtime the ban may come first.
         at_pass = [s["step"] for s in bad["steps"]][-2:] == ["user", "error"] \
@@ -87,6 +104,10 @@ def test_an_address_that_fails_pop3_logins_too_often_is_banned_and_the_ban_expir
     for vps in banning:
         assert wait_for(lambda v=vps: refused(maillab, v, 110), 30), f"client2 was not banned from {vps.short}:110"
         assert maillab.pop3("client1", vps, vps.accounts[0].user, vps.accounts[0].password)["ok"], vps.short
+        assert banned_in(maillab, vps, "sendmail-fleet-pop3") == [maillab.topo.get("client2").address], vps.short
+        code, greeting = maillab.sh(mx, f"python3 -c \"import socket; s = socket.create_connection(('{vps.address}', 110), "
+                                        "5); print(s.makefile().readline())\"")
+        assert code == 0 and greeting.startswith("+OK"), (vps.short, "the forged address was banned", greeting)
     for vps in banning:
         assert wait_for(lambda v=vps: not refused(maillab, v, 110), FAIL2BAN_BANTIME + 40), \
             f"the ban on {vps.short} did not expire"
