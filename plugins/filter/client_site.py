@@ -16,7 +16,8 @@ name: client_site
 short_description: A mail host's variables as a client_setup site
 description:
   - Reads mail_domain, mail_fqdn (else the host's FQDN fact), sendmail_effective_features (set by the sendmail
-    role's init in the same play), sendmail_smtps and the names of mail_users_accounts; no password is read.
+    role's init in the same play) and sendmail_smtps; no account, name or password is read (the settings answer
+    every address of the domain alike).
   - Fails naming the host when it has no mail domain or its variant was not resolved in this play.
 options:
   _input:
@@ -31,7 +32,7 @@ client_setup_sites: "{{ ['vps1', 'vps2'] | map('extract', hostvars) | map('sendm
 
 RETURN = r"""
 _value:
-  description: domain, server, smtp_auth, pop_before_smtp, smtps, mailboxes.
+  description: domain, server, smtp_auth, pop_before_smtp, smtps.
   type: dict
 """
 
@@ -57,8 +58,6 @@ def client_site(hv: Mapping[str, Any]) -> dict[str, Any]:
         "smtp_auth": smtp_auth,
         "pop_before_smtp": "pop_before_smtp" in features,
         "smtps": smtp_auth and bool(hv.get("sendmail_smtps", True)),
-        "mailboxes": sorted(str(a["name"]) for a in hv.get("mail_users_accounts") or []
-                            if a.get("name") and a.get("state", "present") != "absent"),
     }
 
 

@@ -256,10 +256,8 @@ def settings_site(n: Node) -> Any:
 
     site = filter_plugin("client_site").client_site({
         "inventory_hostname": n.short, "mail_domain": n.domain, "mail_fqdn": n.fqdn,
-        "sendmail_effective_features": all_variants()[n.variant or "default"].features,
-        "mail_users_accounts": [{"name": a.user} for a in n.accounts]})
-    return mail_settings().Site(**{**site, "mailboxes": frozenset(site["mailboxes"])}, names=(),
-                                provider=site["domain"], help_url="")
+        "sendmail_effective_features": all_variants()[n.variant or "default"].features})
+    return mail_settings().Site(**site, names=(), provider=site["domain"], help_url="")
 
 
 def shadow_salt(user: str, host: str) -> str:
@@ -328,6 +326,9 @@ def inventory(topo: Topology, key_file: str, pki_dir: str,
         # no greet pause or client limits for them, and only client2 (and the others) can be banned, quickly.
         "sendmail_limits_exempt": [c.address for c in topo.by_role("client")] + [topo.gateway],
         "fail2ban_ignoreip": [topo.get("client1").address, topo.gateway],
+        # The settings' request limit: client1 (the tests' mail programs) and the controller are exempt, client2 is
+        # limited like any stranger.
+        "client_setup_rate_exempt": [topo.get("client1").address, topo.gateway],
         "fail2ban_maxretry": FAIL2BAN_MAXRETRY,
         "fail2ban_findtime": 120,
         "fail2ban_bantime": FAIL2BAN_BANTIME,

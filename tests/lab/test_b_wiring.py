@@ -123,7 +123,7 @@ def test_every_role_runs_alone_and_its_own_handlers_restart_what_it_changed(role
                      "sasl : Restart the services that read sendmail's SASL config",
                      "sendmail : Restart sendmail", "pop3 : Restart dovecot",
                      "pop_before_smtp : Restart the services that run the POP3 login hook",
-                     "client_setup : Restart the mail settings service"):
+                     "client_setup : Stop the mail settings service (its next request starts it on the new data)"):
         assert expected in handlers, handlers
 
 

@@ -9,6 +9,8 @@ Variant families: vps1 (legacy POP-before-SMTP), vps2 (both ways), vps3 and vps8
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.parse
 
 import pytest
@@ -112,9 +114,9 @@ def test_outlook_autodiscover_answers_pop3_and_smtp_for_a_mailbox_address(mailla
 
 
 @pytest.mark.parametrize(("body", "want"), [("this is not xml", 400), ("<Autodiscover/>", 400),
-                                            (autodiscover_body("nobody@vps3.test"), 404),
+                                            (autodiscover_body("not-an-address"), 400),
                                             (autodiscover_body("alice@vps2.test"), 404)])
-def test_a_malformed_autodiscover_request_gets_400_and_an_unknown_or_other_address_404(maillab, body, want):
+def test_a_malformed_autodiscover_request_gets_400_and_another_domains_address_404(maillab, body, want):
     status, _, answer = post(maillab, "https://autodiscover.vps3.test/autodiscover/autodiscover.xml", body)
     assert status == want and "mail.vps2.test" not in answer, answer[:300]
 
@@ -132,14 +134,58 @@ def test_the_apple_profile_is_served_as_a_profile_with_no_password_in_it(maillab
     assert account["OutgoingMailServerAuthentication"] == ("EmailAuthNone" if legacy else "EmailAuthPassword")
 
 
-def test_an_unknown_address_or_name_gets_404_never_another_domains_settings(maillab):
+def test_another_domains_address_gets_404_and_a_name_not_served_here_gets_no_tls_at_all(maillab):
     assert curl(maillab, "https://autoconfig.vps3.test/profile?emailaddress=alice@vps2.test")[0] == 404
-    assert curl(maillab, "https://autoconfig.vps3.test/mail/config-v1.1.xml?emailaddress=nobody@vps3.test")[0] == 404
     vps3 = maillab.topo.get("vps3")
-    # A name this host does not serve, even for a client that ignores the certificate: 404, nothing of vps3's.
-    status, _, body = curl(maillab, "https://autoconfig.nosuch.test/mail/config-v1.1.xml", "-k",
-                           "--resolve", f"autoconfig.nosuch.test:443:{vps3.address}")
-    assert status == 404 and "mail.vps3" not in body
+    # A name this host does not serve, or its bare address, even for a client that ignores the certificate: nginx
+    # refuses the TLS handshake (nothing else listens on 443 here, and the role's site is never the default).
+    for url, extra in (("https://autoconfig.nosuch.test/mail/config-v1.1.xml",
+                        f"--resolve autoconfig.nosuch.test:443:{vps3.address}"),
+                       (f"https://{vps3.address}/mail/config-v1.1.xml", "")):
+        code, out = sh(maillab, f"curl -sS -k --max-time 10 {extra} '{url}'")
+        assert code == 35 and "mail.vps3" not in out, (url, code, out)  # 35: the TLS handshake failed
+
+
+# Nothing tells which mailboxes exist (they are the SMTP-Auth logins): a made-up address of a served domain gets
+# what a mailbox's address gets, the address filled in, from every way a mail program asks.
+def _asked(lab: MailLab, node, address: str) -> list[tuple[int, str, str]]:
+    q = urllib.parse.urlencode({"emailaddress": address})
+    return [curl(lab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml?{q}"),
+            curl(lab, f"https://autoconfig.{node.domain}/profile?{q}"),
+            post(lab, f"https://autodiscover.{node.domain}/autodiscover/autodiscover.xml", autodiscover_body(address))]
+
+
+def _masked(body: str, address: str) -> str:
+    """The body with what follows from the address replaced: the address, its local part (the login) and the
+    Apple profile's identifiers (UUIDs made from the address, so one address always gets the same profile)."""
+    body = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", body)
+    return body.replace(address, "ADDRESS").replace(address.split("@")[0], "LOGIN")
+
+
+@pytest.mark.parametrize("short", ["vps3", "vps7"])
+def test_a_mailbox_and_a_made_up_address_get_the_same_status_and_body_up_to_the_address(maillab, short):
+    node = maillab.topo.get(short)
+    real, made_up = node.accounts[0].address, f"nosuchuser@{node.domain}"
+    for (status, ctype, body), (fake_status, fake_ctype, fake_body) in zip(
+            _asked(maillab, node, real), _asked(maillab, node, made_up), strict=True):
+        assert (fake_status, fake_ctype) == (status, ctype) and status == 200, (status, fake_status, fake_body[:200])
+        assert _masked(fake_body, made_up) == _masked(body, real)
+
+
+def test_a_burst_of_requests_from_one_client_is_refused_with_429_and_the_client_is_served_again_after(maillab):
+    """client2 is limited like any stranger (client1, the tests' mail programs, is exempt in the lab)."""
+    url = "https://autoconfig.vps3.test/mail/config-v1.1.xml?emailaddress=alice%40vps3.test"
+    burst = f"seq 60 | xargs -P 12 -I{{}} curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 10 '{url}'"
+    code, out = sh(maillab, burst, "client2")
+    statuses = out.split()
+    assert code == 0 and len(statuses) == 60 and set(statuses) <= {"200", "429"}, out[-500:]
+    assert statuses.count("429") >= 20 and statuses.count("200") >= 20, statuses  # the burst allowance, then 429s
+    code, out = sh(maillab, burst, "client1")
+    assert out.split() == ["200"] * 60, out[-500:]  # an exempt address is not counted
+    deadline = time.monotonic() + 10  # the limit refills at client_setup_rate a second
+    while (out := sh(maillab, f"curl -s -o /dev/null -w '%{{http_code}}' '{url}'", "client2")[1]) != "200":
+        assert time.monotonic() < deadline, f"client2 still gets {out}"
+        time.sleep(0.2)
 
 
 def msmtp_rc(server: Server, address: str, user: str, password: str) -> str:
@@ -235,6 +281,60 @@ def relay_revoked(lab: MailLab, node, address: str) -> None:
     assert relay.code("rcpt") == 550, relay.summary()
 
 
+ROLE_NGINX_FILES = "grep -RlF 'sendmail-fleet (client_setup role)' /etc/nginx"  # -R: the links in sites-enabled/ too
+
+
+def strangers_answers(lab: MailLab, node) -> dict[str, str]:
+    """What a stranger gets from the host's web server by its bare address and by a name no site has, over HTTP and
+    HTTPS (no certificate checked; no SNI for the address): status, curl's exit code and the body."""
+    out = {}
+    for how, url, resolve in (("http, address", f"http://{node.address}/", ""),
+                              ("http, unknown name", "http://unknown.example/", f"unknown.example:80:{node.address}"),
+                              ("https, address", f"https://{node.address}/", ""),
+                              ("https, unknown name", "https://unknown.example/", f"unknown.example:443:{node.address}")):
+        extra = f"--resolve {resolve}" if resolve else ""
+        _, out[how] = sh(lab, f"rm -f /tmp/b; curl -sk --max-time 10 -o /tmp/b -w '%{{http_code}}' {extra} '{url}'; "
+                              "echo \" exit $?\"; cat /tmp/b 2>/dev/null")
+    return out
+
+
+def test_a_customer_site_stays_the_default_for_every_other_name_on_80_and_443(maillab, paths):
+    """A customer's own site, with Debian's default site removed and no default_server anywhere: nginx makes the first
+    server it reads for a port the default. Requests by address or for a name no site has must get what they got
+    before the role's files were there (the role's files are moved aside and back to see that). The test restarts
+    nginx for its own changes: a reload returns before the old workers have gone."""
+    node = maillab.topo.get("vps5")
+    site = ("server { listen 80; listen [::]:80; listen 443 ssl; listen [::]:443 ssl; server_name www.vps5.test;\n"
+            "  ssl_certificate /etc/ssl/shop.pem; ssl_certificate_key /etc/ssl/shop.key; root /var/www/shop; }\n")
+    setup = ("mkdir -p /var/www/shop /root/customer-aside && echo 'the customer shop' > /var/www/shop/index.html"
+             " && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=www.vps5.test -days 30 -keyout /etc/ssl/shop.key"
+             " -out /etc/ssl/shop.pem 2>/dev/null && mv /etc/nginx/sites-enabled/default /root/customer-aside/")
+    code, out = maillab.sh(node, setup)
+    assert code == 0, out
+    try:
+        _put_file(maillab.client.containers.get(node.name), "/etc/nginx/sites-enabled/shop", site.encode())
+        code, out = maillab.sh(node, f"files=$({ROLE_NGINX_FILES}) && tar -cf /root/role-nginx.tar $files && rm $files"
+                                     " && nginx -t -q && systemctl restart nginx")
+        assert code == 0, out
+        before = strangers_answers(maillab, node)
+        assert all("the customer shop" in a for a in before.values()), before  # the premise: the shop is the default
+        code, out = maillab.sh(node, "tar -xf /root/role-nginx.tar -C / && rm /root/role-nginx.tar && nginx -t -q"
+                                     " && systemctl restart nginx")
+        assert code == 0, out
+        run = playbook(paths, "-l", "vps5")
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert strangers_answers(maillab, node) == before
+        code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: www.vps5.test' http://{node.address}/")
+        assert out.strip() == "the customer shop", out
+        assert curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")[0] == 200
+        assert recap(playbook(paths, "-l", "vps5").stdout)["vps5"]["changed"] == 0
+    finally:  # vps5 as it was, whatever failed above
+        maillab.sh(node, "[ ! -e /root/role-nginx.tar ] || { tar -xf /root/role-nginx.tar -C / && rm /root/role-nginx.tar; }"
+                         "; rm -f /etc/nginx/sites-enabled/shop; [ ! -L /root/customer-aside/default ] || mv "
+                         "/root/customer-aside/default /etc/nginx/sites-enabled/; rmdir /root/customer-aside"
+                         "; systemctl reload nginx")
+
+
 def test_a_vps_with_its_own_nginx_default_site_keeps_serving_it_unchanged(maillab, paths):
     node = maillab.topo.get("vps5")
     # The customer's site, as an admin left it: Debian's default site with their page, and a site of their own.
@@ -252,6 +352,7 @@ def test_a_vps_with_its_own_nginx_default_site_keeps_serving_it_unchanged(mailla
         code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: {host}' http://{node.address}/")
         assert code == 0 and out.strip() == want, (host, out)
     assert curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")[0] == 200
+    maillab.sh(node, "rm -f /etc/nginx/sites-enabled/shop && systemctl reload nginx")  # vps5 as it was
 
 
 def test_bad_client_setup_input_fails_before_anything_changes(maillab, paths):

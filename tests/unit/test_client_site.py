@@ -15,11 +15,11 @@ HOST = {"inventory_hostname": "vps3", "mail_domain": "VPS3.test", "mail_fqdn": "
                                 {"name": "gone", "password": "x", "state": "absent"}]}
 
 
-def test_a_host_becomes_a_site_with_its_mailbox_names_and_no_password():
+def test_a_host_becomes_a_site_with_no_account_name_and_no_password():
     site = cs.client_site(HOST)
     assert site == {"domain": "vps3.test", "server": "mail.vps3.test", "smtp_auth": True, "pop_before_smtp": False,
-                    "smtps": True, "mailboxes": ["alice", "bob"]}
-    assert "secret" not in repr(site)
+                    "smtps": True}
+    assert "secret" not in repr(site) and "alice" not in repr(site)
 
 
 def test_a_legacy_host_offers_pop_before_smtp_and_no_465():

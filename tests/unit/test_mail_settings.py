@@ -4,10 +4,20 @@ SMTP-Auth server and for a legacy POP-before-SMTP one, and what it refuses, over
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -21,8 +31,8 @@ ms = load("mail_settings")
 def site(domain: str, **kw) -> dict:
     return {"domain": domain, "server": f"mail.{domain}", "names": [f"autoconfig.{domain}", f"autodiscover.{domain}",
                                                                      domain],
-            "smtp_auth": True, "pop_before_smtp": False, "smtps": True, "mailboxes": ["alice", "bob"],
-            "help_url": f"https://autoconfig.{domain}/", **kw}
+            "smtp_auth": True, "pop_before_smtp": False, "smtps": True, "help_url": f"https://autoconfig.{domain}/",
+            **kw}
 
 
 DATA = {"sites": [site("auth.test"), site("legacy.test", smtp_auth=False, pop_before_smtp=True, smtps=False),
@@ -96,19 +106,69 @@ def test_a_malformed_autodiscover_request_gets_400_not_500(body):
     assert status == 400, answer
 
 
-@pytest.mark.parametrize(("host", "address"), [("autodiscover.auth.test", "carol@auth.test"),
-                                               ("autodiscover.auth.test", "alice@legacy.test"),
+@pytest.mark.parametrize(("host", "address"), [("autodiscover.auth.test", "alice@legacy.test"),
                                                ("autodiscover.nosuch.test", "alice@nosuch.test")])
-def test_an_unknown_address_or_domain_gets_404_never_another_domains_settings(host, address):
+def test_an_address_of_a_domain_not_served_under_that_name_gets_404_never_another_domains_settings(host, address):
     status, _, body = ms.answer(SITES, "POST", host, "/autodiscover/autodiscover.xml", autodiscover_request(address))
     assert status == 404 and b"mail." not in body
 
 
 def test_autoconfig_for_another_domains_address_or_an_unknown_name_is_404():
     assert get("autoconfig.auth.test", "/mail/config-v1.1.xml?emailaddress=alice@legacy.test")[0] == 404
-    assert get("autoconfig.auth.test", "/mail/config-v1.1.xml?emailaddress=nobody@auth.test")[0] == 404
     assert get("autoconfig.other.test", "/mail/config-v1.1.xml")[0] == 404
     assert get("autoconfig.auth.test", "/etc/passwd")[0] == 404
+
+
+# Nothing tells which mailboxes exist: the data holds no mailbox names, and a made-up address of a served domain gets
+# the answer a real one gets, with its own address and local part filled in (as Thunderbird's %EMAILADDRESS% does).
+def _three_answers(address: str) -> list[tuple[int, str, bytes]]:
+    query = urllib.parse.urlencode({"emailaddress": address})
+    return [get("autoconfig.auth.test", f"/mail/config-v1.1.xml?{query}"),
+            get("autoconfig.auth.test", f"/profile?{query}"),
+            ms.answer(SITES, "POST", "autodiscover.auth.test", "/autodiscover/autodiscover.xml",
+                      autodiscover_request(address))]
+
+
+@pytest.mark.parametrize("made_up", ["nosuchuser@auth.test", "zz9plural@AUTH.test", "a.b+c@auth.test"])
+def test_an_existing_and_a_made_up_mailbox_get_the_same_status_and_body_up_to_the_address(made_up):
+    for real, fake in zip(_three_answers("alice@auth.test"), _three_answers(made_up), strict=True):
+        assert (fake[0], fake[1]) == (real[0], real[1]) == (200, real[1])
+        assert _masked(fake[2], made_up) == _masked(real[2], "alice@auth.test")
+
+
+def _masked(body: bytes, address: str) -> bytes:
+    """The answer with what follows from the address replaced: the address, its local part (the login) and the
+    profile's identifiers (made from the address, so one address always gets the same profile)."""
+    for kind in ("a", "p"):
+        body = body.replace(str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{kind}.{address}")).encode(), b"UUID-" + kind.encode())
+    return body.replace(address.encode(), b"ADDRESS").replace(address.split("@")[0].encode(), b"LOGIN")
+
+
+def test_the_settings_data_holds_no_mailbox_names():
+    assert all(not hasattr(site, "mailboxes") for site in SITES.values())
+    old = {"sites": [{**site("old.test"), "mailboxes": ["alice"]}]}  # data written by an earlier version: ignored
+    assert ms.load(json.dumps(old))["old.test"].login("anyone@old.test") == "anyone"
+
+
+@pytest.mark.parametrize("address", ["", "alice", "@auth.test", "alice@", "al ice@auth.test", "<a>@auth.test",
+                                     "a" * 65 + "@auth.test", "alice@auth.test\r\nX-Injected: 1"])
+def test_what_is_not_an_address_gets_400_from_the_profile_and_autodiscover(address):
+    assert get("autoconfig.auth.test", f"/profile?emailaddress={urllib.parse.quote(address)}")[0] == 400
+    status, _, _ = ms.answer(SITES, "POST", "autodiscover.auth.test", "/autodiscover/autodiscover.xml",
+                             autodiscover_request(address or "x"))
+    assert status == 400
+
+
+def test_autodiscover_answers_with_microsofts_default_namespaces_and_no_prefixes():
+    body = ms.answer(SITES, "POST", "autodiscover.auth.test", "/autodiscover/autodiscover.xml",
+                     autodiscover_request("alice@auth.test"))[2]
+    text = body.decode()
+    assert f'<Autodiscover xmlns="{ms.AUTODISCOVER_RESPONSE}">' in text
+    assert f'<Response xmlns="{ms.OUTLOOK_2006A}">' in text and "<Account>" in text and "<Protocol>" in text
+    assert not re.search(r"<\w+:", text) and "xmlns:" not in text
+    root = ET.fromstring(body)  # and a namespace-aware reader sees the 2006a elements where they belong
+    assert root.tag == f"{{{ms.AUTODISCOVER_RESPONSE}}}Autodiscover"
+    assert root.find(f"{{{ms.OUTLOOK_2006A}}}Response/{{{ms.OUTLOOK_2006A}}}Account") is not None
 
 
 def test_the_apple_profile_is_a_pop_account_with_no_password_and_stable_identifiers():
@@ -120,7 +180,6 @@ def test_the_apple_profile_is_a_pop_account_with_no_password_and_stable_identifi
     assert (account["IncomingMailServerPortNumber"], account["OutgoingMailServerPortNumber"]) == (995, 465)
     assert account["OutgoingMailServerAuthentication"] == "EmailAuthPassword"
     assert body == get("autoconfig.auth.test", "/profile?emailaddress=alice@auth.test")[2]  # same address, same profile
-    assert get("autoconfig.auth.test", "/profile?emailaddress=nobody@auth.test")[0] == 404
     legacy = apple_account(get("autoconfig.legacy.test", "/profile?emailaddress=bob@legacy.test")[2])
     assert (legacy["OutgoingMailServerPortNumber"], legacy["OutgoingMailServerAuthentication"]) == (587, "EmailAuthNone")
 
@@ -191,3 +250,70 @@ def test_the_command_line_checks_data_and_writes_a_zone_and_says_what_is_wrong(t
     assert "choose one of auth.test, both.test, legacy.test" in capsys.readouterr().err
     data.write_text("{")
     assert ms.main(["check", "--data", str(data)]) == 2 and "not JSON" in capsys.readouterr().err
+
+
+def _http(port: int, host: str, path: str) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_service_ends_itself_after_idle_exit_seconds_without_a_request_and_not_before():
+    ms.Handler.sites = SITES
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = ms.Server(sock, ms.Handler)
+    port = sock.getsockname()[1]
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (server.serve(1.5), done.set()), daemon=True)
+    thread.start()
+    for _ in range(4):  # requests 0.5 s apart keep it alive for 2 s, longer than its idle time
+        assert _http(port, "autoconfig.auth.test", "/") == 200
+        time.sleep(0.5)
+    assert not done.is_set(), "it ended while requests kept coming"
+    assert done.wait(10), "it did not end after 1.5 s without a request"
+    server.server_close()
+
+
+def test_systemd_socket_activation_the_service_answers_on_the_socket_it_is_given_and_exits_when_idle(tmp_path):
+    data = tmp_path / "settings.json"
+    data.write_text(json.dumps(DATA))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    helper = Path(ms.__file__)
+    # As systemd starts it: the socket as file descriptor 3, LISTEN_FDS=1 and LISTEN_PID its own process id (set by a
+    # launcher that then execs the helper, keeping its pid); --listen names a port nobody listens on, so only the
+    # passed socket can answer.
+    launch = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ.update(LISTEN_PID=str(os.getpid()), "
+              "LISTEN_FDS='1'); os.execv(sys.argv[2], sys.argv[2:])")
+    proc = subprocess.Popen([sys.executable, "-c", launch, str(listener.fileno()), sys.executable, str(helper), "serve",
+                             "--data", str(data), "--listen", "127.0.0.1:9", "--idle-exit", "1"],
+                            pass_fds=[listener.fileno()], stderr=subprocess.PIPE, text=True,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")})
+    try:
+        assert _http(port, "autoconfig.legacy.test", "/mail/config-v1.1.xml") == 200
+        assert proc.wait(timeout=15) == 0  # ended by itself, idle
+        assert f"127.0.0.1:{port}" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        listener.close()
+
+
+def test_a_client_that_sends_nothing_is_dropped_after_the_request_timeout(monkeypatch):
+    monkeypatch.setattr(ms.Handler, "timeout", 0.5)
+    ms.Handler.sites = SITES
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ms.Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(server.server_address, timeout=10) as slow:
+            slow.sendall(b"GET / HTTP/1.1\r\n")  # and never the rest
+            t0 = time.monotonic()
+            assert slow.recv(100) == b""  # the server closed the connection ...
+            assert time.monotonic() - t0 < 5  # ... after its timeout, not whenever the client pleased
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -8,9 +8,12 @@ writes (`--data`). Per mail domain it answers, by the Host header:
   POST autodiscover.DOMAIN/autodiscover/autodiscover.xml   Outlook's Autodiscover (POX, 2006a response schema)
   GET  .../profile?emailaddress=ADDRESS                    an Apple configuration profile (no password in it)
   GET  autoconfig.DOMAIN/                                  the help page: the settings per mail program
-An unknown name, domain or mailbox gets 404 (never another domain's settings); a malformed request 400.
+Every address of a served domain gets the same answer, the address filled in (the login is its local part), so
+nothing here tells which mailboxes exist; a name or an address of a domain not served here gets 404 (never
+another domain's settings), a malformed address or request 400.
 
-  mail_settings.py serve --data FILE [--listen 127.0.0.1:8790]
+  mail_settings.py serve --data FILE [--listen 127.0.0.1:8790] [--idle-exit SECONDS]
+                                               # or with the socket systemd passes (socket activation)
   mail_settings.py zone --data FILE DOMAIN     # the domain's RFC 6186 SRV records, as a zone file snippet
   mail_settings.py check --data FILE           # the data file is valid (exit 0) or says what is wrong (exit 2)
 """
@@ -20,9 +23,13 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import plistlib
 import re
+import socket
 import sys
+import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -39,6 +46,14 @@ ADDRESS = re.compile(r"^([A-Za-z0-9._%+-]{1,64})@([A-Za-z0-9.-]{1,253})$")
 
 class DataError(ValueError):
     pass
+
+
+class BadRequest(ValueError):
+    pass
+
+
+class OtherDomain(LookupError):
+    """An address of a domain whose settings are not served under this name."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,6 @@ class Site:
     smtp_auth: bool  # relay by SMTP-Auth (a mailbox name and password)
     pop_before_smtp: bool  # relay for a while after a POP3 login from the same address
     smtps: bool  # submissions on 465 (implicit TLS)
-    mailboxes: frozenset[str]
     help_url: str
 
     @property
@@ -83,11 +97,14 @@ class Site:
             return [Endpoint("smtp", 587, "STARTTLS", "smtp-after-pop")]
         return []
 
-    def mailbox(self, address: str) -> str | None:
-        """The mailbox (login) name of an address of this domain, or None when it is not one."""
+    def login(self, address: str) -> str:
+        """The login name of an address of this domain: its local part, whether or not such a mailbox exists (the
+        answer must not tell). BadRequest for what is not an address, OtherDomain for another domain's."""
         m = ADDRESS.match(address.strip())
-        if not m or m.group(2).lower() != self.domain or m.group(1) not in self.mailboxes:
-            return None
+        if not m:
+            raise BadRequest("not an e-mail address")
+        if m.group(2).lower().rstrip(".") != self.domain:
+            raise OtherDomain(m.group(2))
         return m.group(1)
 
 
@@ -106,7 +123,6 @@ def load(text: str) -> dict[str, Site]:
                         provider=str(raw.get("provider") or raw["domain"]),
                         smtp_auth=bool(raw["smtp_auth"]), pop_before_smtp=bool(raw["pop_before_smtp"]),
                         smtps=bool(raw.get("smtps", raw["smtp_auth"])),
-                        mailboxes=frozenset(str(m) for m in raw.get("mailboxes", [])),
                         help_url=str(raw.get("help_url", "")))
         except (KeyError, TypeError) as exc:
             raise DataError(f"{where}: missing or bad {exc}") from None
@@ -155,10 +171,6 @@ def _xml(root: ET.Element) -> bytes:
 
 
 # -- Outlook ----------------------------------------------------------------------------------------------
-class BadRequest(ValueError):
-    pass
-
-
 def autodiscover_address(body: bytes) -> str:
     """The EMailAddress of a POX Autodiscover request; BadRequest when the body is not one."""
     try:
@@ -178,15 +190,15 @@ def autodiscover_address(body: bytes) -> str:
 
 def autodiscover(site: Site, login: str) -> bytes:
     """The 2006a response: POP3 and SMTP with the mailbox name as login. Without SMTP-Auth, SMTP asks for no
-    login and says mail must be checked first (SMTPLast: POP-before-SMTP)."""
-    ET.register_namespace("", AUTODISCOVER_RESPONSE)
-    root = ET.Element(f"{{{AUTODISCOVER_RESPONSE}}}Autodiscover")
-    response = ET.SubElement(root, f"{{{OUTLOOK_2006A}}}Response")
-    account = ET.SubElement(response, f"{{{OUTLOOK_2006A}}}Account")
+    login and says mail must be checked first (SMTPLast: POP-before-SMTP). Written as Microsoft's examples are,
+    each schema the default namespace of its element (no prefixes: some clients match element names as text)."""
+    root = ET.Element("Autodiscover", xmlns=AUTODISCOVER_RESPONSE)
+    response = ET.SubElement(root, "Response", xmlns=OUTLOOK_2006A)
+    account = ET.SubElement(response, "Account")
     for tag, text in (("AccountType", "email"), ("Action", "settings")):
-        ET.SubElement(account, f"{{{OUTLOOK_2006A}}}{tag}").text = text
+        ET.SubElement(account, tag).text = text
     for e in (site.incoming[0], site.outgoing[0]):
-        proto = ET.SubElement(account, f"{{{OUTLOOK_2006A}}}Protocol")
+        proto = ET.SubElement(account, "Protocol")
         fields = [("Type", e.protocol.upper()), ("Server", site.server), ("Port", str(e.port)),
                   ("DomainRequired", "off"), ("SPA", "off"), ("SSL", "on"),
                   ("Encryption", "SSL" if e.socket == "SSL" else "TLS"),
@@ -196,7 +208,7 @@ def autodiscover(site: Site, login: str) -> bytes:
         if e.protocol == "smtp":
             fields += [("UsePOPAuth", "off"), ("SMTPLast", "off" if e.needs_password else "on")]
         for tag, text in fields:
-            ET.SubElement(proto, f"{{{OUTLOOK_2006A}}}{tag}").text = text
+            ET.SubElement(proto, tag).text = text
     return _xml(root)
 
 
@@ -326,45 +338,44 @@ def help_page(site: Site) -> bytes:
 
 
 # -- HTTP -------------------------------------------------------------------------------------------------
+TEXT = "text/plain; charset=utf-8"
+
+
 def answer(sites: dict[str, Site], method: str, host: str, target: str, body: bytes = b"") -> tuple[int, str, bytes]:
     """(status, content type, body) for one request; the web name decides the site, so no other domain's
-    settings can come back."""
+    settings can come back. Whether a mailbox exists never changes the answer."""
     site = sites.get(host.split(":")[0].strip().lower().rstrip("."))
     if site is None:
-        return 404, "text/plain; charset=utf-8", b"no mail settings are published for this name\n"
+        return 404, TEXT, b"no mail settings are published for this name\n"
     url = urlsplit(target)
     path, query = url.path.lower(), parse_qs(url.query)
     address = (query.get("emailaddress") or [""])[0]
-    if method == "POST" and path == "/autodiscover/autodiscover.xml":
-        try:
+    try:
+        if method == "POST" and path == "/autodiscover/autodiscover.xml":
             address = autodiscover_address(body)
-        except BadRequest as exc:
-            return 400, "text/plain; charset=utf-8", f"bad Autodiscover request: {exc}\n".encode()
-        login = site.mailbox(address)
-        return (200, "text/xml; charset=utf-8", autodiscover(site, login)) if login else _unknown(address)
-    if method not in ("GET", "HEAD"):
-        return 405, "text/plain; charset=utf-8", b"method not allowed\n"
-    if path in ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"):
-        if address and not site.mailbox(address):
-            return _unknown(address)
-        return 200, "text/xml; charset=utf-8", autoconfig(site)
-    if path == "/profile":
-        login = site.mailbox(address)
-        return (200, MOBILECONFIG_TYPE, mobileconfig(site, address.strip(), login)) if login else _unknown(address)
+            return 200, "text/xml; charset=utf-8", autodiscover(site, site.login(address))
+        if method not in ("GET", "HEAD"):
+            return 405, TEXT, b"method not allowed\n"
+        if path in ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"):
+            if address:
+                site.login(address)  # only checked: the config names the login %EMAILLOCALPART%
+            return 200, "text/xml; charset=utf-8", autoconfig(site)
+        if path == "/profile":
+            return 200, MOBILECONFIG_TYPE, mobileconfig(site, address.strip(), site.login(address))
+    except BadRequest as exc:
+        return 400, TEXT, f"bad request: {exc}\n".encode()
+    except OtherDomain:
+        return 404, TEXT, f"no mail settings for that address's domain here, only for {site.domain}\n".encode()
     if path in ("/", "/index.html"):
         return 200, "text/html; charset=utf-8", help_page(site)
-    return 404, "text/plain; charset=utf-8", b"not found\n"
-
-
-def _unknown(address: str) -> tuple[int, str, bytes]:
-    del address  # never echoed: the answer is the same for any unknown address
-    return 404, "text/plain; charset=utf-8", b"no mailbox with that address here\n"
+    return 404, TEXT, b"not found\n"
 
 
 class Handler(BaseHTTPRequestHandler):
     sites: dict[str, Site] = {}
     server_version = "sendmail-fleet-settings"
     sys_version = ""
+    timeout = 10  # seconds a client may take to send its request (a slow client cannot hold a thread for long)
 
     def _reply(self, method: str, body: bytes = b"") -> None:
         status, ctype, payload = answer(self.sites, method, self.headers.get("Host", ""), self.path, body)
@@ -404,7 +415,10 @@ def main(argv: list[str]) -> int:
     cli.add_argument("command", choices=("serve", "zone", "check"))
     cli.add_argument("domain", nargs="?", help="zone: the mail domain")
     cli.add_argument("--data", required=True, help="the JSON file the client_setup role writes")
-    cli.add_argument("--listen", default="127.0.0.1:8790", help="serve: ADDRESS:PORT (default 127.0.0.1:8790)")
+    cli.add_argument("--listen", default="127.0.0.1:8790", help="serve: ADDRESS:PORT (default 127.0.0.1:8790), "
+                     "unless systemd passes a socket")
+    cli.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
+                     help="serve: end after this many seconds without a request (0: never)")
     args = cli.parse_args(argv)
     try:
         with open(args.data, encoding="utf-8") as fh:
@@ -424,16 +438,68 @@ def main(argv: list[str]) -> int:
             return 2
         sys.stdout.write(zone(found))
         return 0
-    host, _, port = args.listen.rpartition(":")
     Handler.sites = sites
-    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-    server.daemon_threads = True
-    print(f"mail settings for {', '.join(domains)} on {host}:{port}", file=sys.stderr, flush=True)
+    server = Server(listening_socket(args.listen), Handler)
+    print(f"mail settings for {', '.join(domains)} on {server.server_address[0]}:{server.server_address[1]}"
+          + (f", until {args.idle_exit:g} s without a request" if args.idle_exit else ""), file=sys.stderr, flush=True)
     try:
-        server.serve_forever()
+        server.serve(args.idle_exit)
     except KeyboardInterrupt:
         pass
+    finally:
+        server.server_close()  # waits for the requests still being answered
     return 0
+
+
+class Server(ThreadingHTTPServer):
+    """A ThreadingHTTPServer on a socket that is already listening (systemd's, or one opened here), which can end
+    itself once no request came for a while: started by systemd's socket at the next request, it holds no memory
+    between visits of mail programs."""
+
+    daemon_threads = False  # server_close() waits for the requests being answered
+
+    def __init__(self, sock: socket.socket, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.last_request = 0.0
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def process_request(self, request: socket.socket, client_address: tuple) -> None:  # type: ignore[override]
+        with self._lock:
+            self._busy += 1
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        with self._lock:
+            self._busy -= 1
+            self.last_request = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self._lock:
+            return 0.0 if self._busy else time.monotonic() - self.last_request
+
+    def serve(self, idle_exit: float = 0.0) -> None:
+        """Answer requests; with idle_exit, return once no request was open for that many seconds."""
+        self.last_request = time.monotonic()
+        self.timeout = min(idle_exit, 1.0) if idle_exit else None
+        while not idle_exit or self.idle_for() < idle_exit:
+            self.handle_request()
+
+
+def listening_socket(listen: str) -> socket.socket:
+    """The socket systemd passed (LISTEN_FDS, file descriptor 3), else a new one on ADDRESS:PORT."""
+    if os.environ.get("LISTEN_PID") == str(os.getpid()) and int(os.environ.get("LISTEN_FDS", "0")) >= 1:
+        return socket.socket(fileno=3)
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(16)
+    return sock
 
 
 if __name__ == "__main__":
