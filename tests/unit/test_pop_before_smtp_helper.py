@@ -249,6 +249,72 @@ def test_a_makemap_that_fails_during_expiry_leaves_the_stale_address_listed_so_t
     assert db(rmap) == {}
 
 
+def test_a_map_that_cannot_be_rebuilt_fails_closed_the_live_map_goes_and_the_failure_is_logged_and_noted(
+        rmap, monkeypatch):
+    logged: list[tuple[str, bool]] = []
+    monkeypatch.setattr(pbs, "_log", lambda message, err=False: logged.append((message, err)))
+    rmap.record("192.0.2.20", "alice", now=1000)
+    rmap.record("192.0.2.21", "bob", now=1050)  # still inside its window at 1100
+    assert rmap.status() == {"map": "ok"}
+    good, rmap.makemap = rmap.makemap, "/bin/false"  # as makemap fails on a full disk or a read-only folder
+    with pytest.raises(RuntimeError, match="makemap failed"):
+        rmap.expire(now=1100)
+    assert not Path(f"{rmap.map}.db").exists(), "the expired grant must not stay in the live map"
+    state = rmap.status()
+    assert state["map"] == "failed" and state["map_removed"] is True and "makemap failed" in state["error"]
+    assert [err for _, err in logged] == [True] and "could not be rebuilt" in logged[0][0]
+    with pytest.raises(RuntimeError):
+        rmap.expire(now=1101)  # still broken: still closed, still noted
+    assert rmap.status()["map"] == "failed" and not Path(f"{rmap.map}.db").exists()
+    rmap.makemap = good  # the disk has room again: the next expiry rebuilds and the note goes
+    assert rmap.expire(now=1102) == 1
+    assert db(rmap) == {"192.0.2.21": "OK"} and rmap.status() == {"map": "ok"}
+
+
+def test_a_map_that_cannot_even_be_removed_says_so_in_the_log_and_the_status(rmap, monkeypatch):
+    logged: list[str] = []
+    monkeypatch.setattr(pbs, "_log", lambda message, err=False: logged.append(message))
+    rmap.record("192.0.2.30", "alice", now=1000)
+    rmap.makemap = "/bin/false"
+    real_unlink = os.unlink
+
+    def read_only(path, *args, **kwargs):
+        if str(path) == f"{rmap.map}.db":
+            raise OSError(30, "Read-only file system")
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    with pytest.raises(RuntimeError):
+        rmap.expire(now=1100)
+    state = rmap.status()
+    assert state["map"] == "failed" and state["map_removed"] is False
+    assert "COULD NOT BE REMOVED" in logged[0] and "Read-only file system" in logged[0]
+
+
+def test_a_failed_login_grants_nothing_new_and_leaves_the_other_windows_to_the_next_expiry(rmap):
+    rmap.record("192.0.2.40", "alice", now=1000)
+    rmap.makemap = "/bin/false"
+    with pytest.raises(RuntimeError):
+        rmap.record("192.0.2.41", "bob", now=1001)
+    assert db(rmap) == {"192.0.2.40": "OK"} and rmap.status() == {"map": "ok"}
+
+
+def test_cli_status_says_ok_failed_or_missing(tmp_path, fake_makemap, capsys):
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"STATE={tmp_path}/st/clients\nMAP={tmp_path}/drac\nWINDOW=1\nMAKEMAP_USER=\nMAKEMAP={fake_makemap}\n")
+    assert pbs.main(["--config", str(cfg), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"map": "missing"}
+    # A login long ago (its window is over), then makemap breaks: expiry must rebuild the map, and cannot.
+    pbs.RelayMap(tmp_path / "st" / "clients", tmp_path / "drac", 1, "", fake_makemap).record("192.0.2.50", now=1000)
+    assert pbs.main(["--config", str(cfg), "status"]) == 0 and "map ok" in capsys.readouterr().out
+    cfg.write_text(cfg.read_text().replace(f"MAKEMAP={fake_makemap}", "MAKEMAP=/bin/false"))
+    assert pbs.main(["--config", str(cfg), "expire"]) == 1
+    capsys.readouterr()
+    assert pbs.main(["--config", str(cfg), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["map"] == "failed"
+    assert pbs.main(["--config", str(cfg), "status"]) == 0 and "FAILED CLOSED" in capsys.readouterr().out
+
+
 def test_a_crash_between_map_and_entries_is_repaired_by_the_next_expiry(rmap):
     rmap.record("192.0.2.11", "alice", now=1000)
     # As if the process died after makemap added a key and before the entry was written:

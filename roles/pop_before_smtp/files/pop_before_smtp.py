@@ -14,8 +14,10 @@ half-written map.
 
 No address keeps relaying past its window, whatever fails: the map is always written before the entries
 (a failed makemap grants nothing new), and expiry rebuilds the map whenever the keys in the live .db differ
-from the live entries (after a crash between the two, or a hand edit). Entries dated in the future are not
-live. Temporary files get unpredictable names and are created exclusively, never through a link; the
+from the live entries (after a crash between the two, or a hand edit). When the map cannot be rebuilt (disk
+full, a read-only file system, makemap refused), it fails closed: the live .db is removed (sendmail declares
+the map optional, so a missing map grants nothing), the failure is logged at err and noted for `status` (the
+fleet report reads it) until a rebuild succeeds. Entries dated in the future are not live. Temporary files get unpredictable names and are created exclusively, never through a link; the
 entries and the text copy of the map are readable by root only. User names are written with tabs, line
 breaks and other control characters replaced, so no name can forge an entry.
 
@@ -44,6 +46,7 @@ CONFIG = "/etc/default/pop-before-smtp"
 # Seconds an entry may lie in the future (clock steps); anything later is a forged or broken entry: not live.
 FUTURE_SLACK = 5.0
 MAP_HEADER = "# written by pop-before-smtp: do not edit; `pop-before-smtp list` shows who may relay\n"
+FAILED = "map-failed"  # beside the entries: why the map could not be rebuilt, while it cannot
 
 
 class Entry:
@@ -283,10 +286,49 @@ class RelayMap:
         _append(self.map, line)  # the text copy stays a faithful listing of the map
 
     def save(self, entries: dict[str, Entry]) -> None:
-        """Map first, entries second: when the map cannot be written, the entries still list every address
-        the old map grants, so the next expiry removes them."""
-        self.write_map(entries)
+        """Map first, entries second. When the map cannot be written, it fails closed (fail_closed) and the
+        entries keep every address the old map granted, so the next rebuild that works decides again."""
+        try:
+            self.write_map(entries)
+        except (OSError, RuntimeError) as exc:
+            self.fail_closed(exc)
+            raise
         self._write_atomic(self.state, format_state(entries))
+        _unlink(self._failed_path)
+
+    @property
+    def _failed_path(self) -> str:
+        return os.path.join(os.path.dirname(self.state) or ".", FAILED)
+
+    def fail_closed(self, why: BaseException) -> None:
+        """The map could not be rebuilt: remove the live .db, so that no address relays on a grant that should
+        have ended; log it at err and note it for `status`, even if the removal fails too (a read-only file
+        system), which the note and the log then say."""
+        try:
+            _unlink(f"{self.map}.db")
+            removed, detail = True, "removed: no address may relay by POP-before-SMTP until the map is rebuilt"
+        except OSError as exc:
+            removed, detail = False, f"COULD NOT BE REMOVED ({exc}): addresses it holds may keep relaying"
+        _log(f"error: the relay map {self.map}.db could not be rebuilt ({why}); it is {detail}", err=True)
+        import json  # only on this path: a login stays cheap
+        note = json.dumps({"at": time.time(), "error": str(why)[:500], "map_removed": removed})
+        try:
+            self._write_atomic(self._failed_path, note + "\n")
+        except OSError:
+            pass  # the log above says it; a full or read-only disk may take this note too
+
+    def status(self) -> dict[str, object]:
+        """Whether the map is in service: ok, failed (fail_closed: since, error, map_removed) or missing (never
+        built)."""
+        text = _read_text(self._failed_path)
+        if text:
+            import json
+            try:
+                note = json.loads(text)
+            except ValueError:
+                note = {"error": "unreadable note", "map_removed": not os.path.exists(f"{self.map}.db")}
+            return {"map": "failed", **note}
+        return {"map": "ok" if os.path.exists(f"{self.map}.db") else "missing"}
 
     def record(self, address: str, user: str = "", now: float | None = None) -> Entry:
         now = time.time() if now is None else now
@@ -348,11 +390,11 @@ def read_config(path: str) -> dict[str, str]:
     return cfg
 
 
-def _log(message: str) -> None:
+def _log(message: str, err: bool = False) -> None:
     try:
         import syslog
         syslog.openlog("pop-before-smtp", 0, syslog.LOG_MAIL)
-        syslog.syslog(syslog.LOG_INFO, message)
+        syslog.syslog(syslog.LOG_ERR if err else syslog.LOG_INFO, message)
     except Exception:  # noqa: BLE001 - logging must never break a login
         pass
 
@@ -393,6 +435,8 @@ def parse_args(argv: list[str]) -> _Args:
     rv.add_argument("address")
     ls = sub.add_parser("list", help="show live entries")
     ls.add_argument("--json", action="store_true")
+    st = sub.add_parser("status", help="is the map in service (ok), failed closed (failed) or never built (missing)")
+    st.add_argument("--json", action="store_true")
     args = _Args("")
     p.parse_args(argv, namespace=args)
     return args
@@ -421,6 +465,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{address} had no live entry: nothing to revoke")
         elif args.cmd == "rebuild":
             print(f"{rmap.rebuild()} live address(es) in {rmap.map}.db")
+        elif args.cmd == "status":
+            state = rmap.status()
+            if args.json:
+                import json
+                print(json.dumps(state))
+            elif state["map"] == "failed":
+                print(f"FAILED CLOSED: {state.get('error')}; the map is "
+                      + ("removed, no address may relay" if state.get("map_removed") else "STILL THERE"))
+            else:
+                print(f"map {state['map']}: {rmap.map}.db")
         else:
             now = time.time()
             entries = sorted(live(rmap.load(), now, rmap.window).values(), key=lambda e: e.seen)
