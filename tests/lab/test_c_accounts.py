@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sendmail_fleet.lab import _put_file
 from sendmail_fleet.mailcheck import MailLab
 
 from .conftest import playbook
@@ -82,3 +83,51 @@ def test_site_at_vvv_prints_no_password_even_while_one_changes(vps, maillab, pat
         assert "$6$" not in run.stdout, "a password's hash (sha512-crypt) in the -vvv output"
     finally:
         playbook(paths, "-l", HOST, "--tags", "mail_users", "-e", accounts(vps, {"name": "frank", "state": "absent"}))
+
+
+# -- SSH: a mailbox password opens no shell and no tunnel --------------------------------------------------------
+SSH_ATTEMPT = """
+printf '#!/bin/sh\\ncat /tmp/pw\\n' > /tmp/askpass && chmod 700 /tmp/askpass
+SSH_ASKPASS=/tmp/askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none ssh -o StrictHostKeyChecking=no \\
+  -o UserKnownHostsFile=/dev/null -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive \\
+  -o NumberOfPasswordPrompts=1 -o ConnectTimeout=10 {args} {user}@{host} {command} 2>/tmp/ssh.err &
+pid=$!
+for i in $(seq 50); do
+  kill -0 $pid 2>/dev/null || break
+  python3 -c "import socket; print(socket.create_connection(('127.0.0.1', 2526), 1).recv(100).decode().strip())" \\
+    2>/dev/null && break
+  sleep 0.2
+done
+kill $pid 2>/dev/null; wait $pid; echo "ssh exit $?"; cat /tmp/ssh.err; rm -f /tmp/pw /tmp/askpass /tmp/ssh.err
+"""
+
+
+def ssh_attempt(lab: MailLab, node, user: str, password: str, args: str, command: str = "") -> str:
+    """ssh from client1 as USER with only a password to offer (read by SSH_ASKPASS, never on a command line): what
+    the tunnel's local end (127.0.0.1:2526) answered, if it came up, and how ssh ended. The ssh process started
+    here is ended by its own pid."""
+    _put_file(lab.container("client1"), "/tmp/pw", (password + "\n").encode(), 0o600)
+    script = SSH_ATTEMPT.format(args=args, user=user, host=node.address, command=command)
+    return lab.container("client1").exec_run(["sh", "-c", script]).output.decode(errors="replace")
+
+
+def test_a_mailbox_password_opens_no_ssh_tunnel_and_no_login_while_ansible_over_roots_key_still_runs(
+        vps, maillab, paths):
+    alice = vps.accounts[0]
+    tunnel = "-N -L 2526:127.0.0.1:25"
+    # The attack, without the role's sshd drop-in (Debian's sshd as it comes): the tunnel opens, and sendmail greets
+    # through it as the host's own loopback, the address that relays.
+    dropin = "/etc/ssh/sshd_config.d/sendmail-fleet-mail-users.conf"
+    code, out = maillab.sh(vps, f"mv {dropin} /root/dropin.conf && systemctl reload ssh")
+    assert code == 0, out
+    try:
+        seen = ssh_attempt(maillab, vps, alice.user, alice.password, tunnel)
+        assert seen.startswith("220 "), f"the premise: without the drop-in the tunnel opens; saw: {seen}"
+        run = playbook(paths, "-l", vps.short)  # Ansible, over root's key, writes the rule again and sshd takes it
+        assert run.returncode == 0, run.stdout[-3000:]
+    finally:  # the host as the test found it, if it stopped before the role put the rule back
+        maillab.sh(vps, f"[ -e {dropin} ] || {{ mv /root/dropin.conf {dropin} && systemctl reload ssh; }}; "
+                        "rm -f /root/dropin.conf")
+    for args, command in ((tunnel, ""), ("-N -D 2527", ""), ("", "id")):  # a tunnel, a SOCKS proxy, a login
+        seen = ssh_attempt(maillab, vps, alice.user, alice.password, args, command)
+        assert "Permission denied" in seen and not seen.startswith("220") and "uid=" not in seen, (args, seen)
