@@ -9,7 +9,7 @@ import pytest
 from sendmail_fleet.lab import _put_file
 from sendmail_fleet.mailcheck import MailLab
 
-from .conftest import playbook
+from .conftest import playbook, recap
 
 HOST = "vps3"  # default-auth-only
 
@@ -70,6 +70,36 @@ def test_a_removed_account_is_refused_at_once(vps, maillab, paths):
     assert run.returncode == 0, run.stdout[-3000:]
     assert auth(maillab, vps, "erin", password) == 535
     assert not pop3_ok(maillab, vps, "erin", password)
+
+
+@pytest.mark.parametrize(("account", "says"), [
+    ({"name": "erin", "password_hash": ""}, "account erin: password_hash is empty"),
+    ({"name": "erin", "password_hash": "!"}, "account erin: password_hash is a placeholder"),
+    ({"name": "erin", "password": "changeme"}, "account erin: password is a placeholder"),
+    ({"name": "erin", "password": "  "}, "account erin: password is empty")])
+def test_an_empty_or_placeholder_password_fails_the_play_before_any_change_naming_the_account(
+        vps, maillab, paths, account, says):
+    before = maillab.sh(vps, "sha256sum /etc/shadow /etc/passwd /etc/group")[1]
+    run = playbook(paths, "-l", HOST, "-e", accounts(vps, account))
+    assert run.returncode != 0 and says in run.stdout, run.stdout[-2000:]
+    assert recap(run.stdout)[HOST]["changed"] == 0
+    assert maillab.sh(vps, "sha256sum /etc/shadow /etc/passwd /etc/group")[1] == before
+
+
+def test_a_mailbox_whose_password_field_was_emptied_by_hand_lets_nobody_in(vps, maillab, paths):
+    """Debian's common-auth has pam_unix's nullok: with it, an empty password field takes any password. The mail
+    services' PAM files do not include it."""
+    bob = vps.accounts[1]
+    code, out = maillab.sh(vps, f"passwd -d {bob.user}")  # as a slip of an admin's hand would leave it
+    assert code == 0, out
+    try:
+        assert auth(maillab, vps, bob.user, "anything at all") == 535
+        assert auth(maillab, vps, bob.user, "") != 235
+        assert not pop3_ok(maillab, vps, bob.user, "anything at all")
+    finally:
+        run = playbook(paths, "-l", HOST, "--tags", "mail_users")  # the inventory's password comes back
+        assert run.returncode == 0, run.stdout[-2000:]
+    assert auth(maillab, vps, bob.user, bob.password) == 235
 
 
 def test_site_at_vvv_prints_no_password_even_while_one_changes(vps, maillab, paths, provisioned):
