@@ -184,7 +184,7 @@ def test_the_lab_writes_each_accounts_hash_the_one_the_mail_users_role_makes_fro
     hashes = password_hashes(paths, topo)
     vps1 = topo.get("vps1")
     accounts = inventory(topo, "k", "p", hashes)["all"]["children"]["fleet"]["hosts"]["vps1"]["mail_users_accounts"]
-    tasks = yaml.safe_load((repo_root() / "roles/mail_users/tasks/main.yml").read_text())
+    tasks = yaml.safe_load((repo_root() / "roles/mail_users/tasks/accounts.yml").read_text())
     expr = next(t for t in tasks if t["name"] == "Users | Accounts")["ansible.builtin.user"]["password"]
     for entry, account in zip(accounts, vps1.accounts, strict=True):
         role_hash = Templar(loader=DataLoader(), variables={
