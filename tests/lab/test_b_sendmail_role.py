@@ -110,6 +110,36 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
 
 
+# pop-before-smtp on each release: vps1 runs Debian 13, vps6 (given only its set-up date) Debian 12.
+LEGACY_PER_RELEASE = ("vps1", "vps6")
+
+
+def test_a_failed_switch_to_another_variant_is_rolled_back_and_the_old_variant_keeps_its_promises(
+        provisioned, paths, maillab):
+    """pop-before-smtp to default-auth-only with a key sendmail cannot read: the new config fails its verify, the
+    legacy config comes back and is verified as pop-before-smtp promises (no AUTH), not as auth-only does, so the
+    run says the previous config is back rather than that sendmail may be down."""
+    nodes = [provisioned.get(h) for h in LEGACY_PER_RELEASE]
+    assert {n.release for n in nodes} == {"bookworm", "trixie"} and {n.variant for n in nodes} == {"pop-before-smtp"}
+    before = {n.short: [sha(n, f) for f in LIVE] for n in nodes}
+    run = playbook(paths, "-l", ",".join(LEGACY_PER_RELEASE), "--tags", "sendmail_config", "-e", json.dumps({
+        "sendmail_variant": "default-auth-only", "sendmail_setup_date": "",
+        "sendmail_mc_extra": BROKEN["cf that starts without STARTTLS"][0]}))
+    assert run.returncode != 0
+    assert run.stdout.count("result: rolled-back") == 2, run.stdout[-3000:]
+    assert "The previous config is back and sendmail is running on it" in run.stdout
+    assert "SENDMAIL MAY BE DOWN" not in run.stdout and "rollback-failed" not in run.stdout
+    assert run.stdout.count("previous config (pop-before-smtp) back, verified as pop-before-smtp promises") == 2
+    for node in nodes:
+        assert [sha(node, f) for f in LIVE] == before[node.short], f"{node.short}: the legacy config is not back"
+        checks = Checks(maillab, node)
+        checks.start_without_grants()
+        results = [check() for check in (checks.local_delivery, checks.relay_without_auth,
+                                         checks.submission_without_auth, checks.auth_offer, checks.pop_login_relay)]
+        assert [r.check for r in results if not r.passed] == [], (node.short, [r.detail for r in results])
+        checks.start_without_grants()  # client1's POP3 login above opened a window: ended
+
+
 def test_maillab_provision_with_one_broken_host_names_that_host_its_task_and_the_log_in_its_last_lines(provisioned):
     broken, good = AUTH_ONLY_PER_RELEASE
     extra = {"sendmail_mc_extra": "{{ \"" + BROKEN["m4 error"][0] + f"\" if inventory_hostname == '{broken}' else '' }}}}"}

@@ -29,12 +29,14 @@ def cf(body: str, who: str = "root@a", when: str = "Mon", where: str = "/") -> s
 
 @dataclass
 class FakeSystem:
-    """The daemon: a restart "loads" the live .cf; verify fails while the loaded .cf says BROKEN."""
+    """The daemon: a restart "loads" the live .cf; verify fails while the loaded .cf says BROKEN, and when the
+    offers it is given ask for AUTH on a port while the loaded .cf says NOAUTH (a variant without SMTP-Auth)."""
 
     spec: object
     fail_restart_on: str = "no such text"
     restarts: int = 0
     loaded: list[str] = field(default_factory=list)
+    verified_with: list[dict] = field(default_factory=list)
 
     def restart(self) -> None:
         self.restarts += 1
@@ -43,9 +45,14 @@ class FakeSystem:
             raise sw.SwitchError("systemctl start sendmail exited 1")
         self.loaded.append(text)
 
-    def verify(self) -> None:
+    def verify(self, offers: dict | None = None) -> None:
+        offers = self.spec.offers if offers is None else offers
+        self.verified_with.append(offers)
         if "BROKEN" in self.loaded[-1]:
             raise sw.SwitchError("127.0.0.1:25 gave no 220 greeting: Connection refused")
+        wants_auth = [p for p, o in offers.items() if o.get("auth")]
+        if wants_auth and "NOAUTH" in self.loaded[-1]:
+            raise sw.SwitchError(f"port {wants_auth[0]} offers AUTH none after STARTTLS, the variant promises LOGIN PLAIN")
 
 
 @pytest.fixture
@@ -83,6 +90,44 @@ def test_a_config_that_fails_verification_is_rolled_back_and_the_old_one_verifie
     assert live(spec) == (OLD_MC, cf("O LogLevel=9\n"))
     assert system.restarts == 2 and "LogLevel=9" in system.loaded[-1]
     assert not spec.journal.exists()
+
+
+AUTH_ONLY = {25: {"starttls": True, "auth": None}, 587: {"starttls": True, "auth": ["LOGIN", "PLAIN"]},
+             465: {"implicit_tls": True, "auth": ["LOGIN", "PLAIN"]}}
+LEGACY = {25: {"starttls": True, "auth": []}, 587: {"starttls": True, "auth": []}}
+
+
+def test_a_config_put_back_after_a_failed_switch_is_verified_against_its_own_variant_not_the_one_that_failed(spec):
+    """pop-before-smtp (no SMTP-Auth) to default-auth-only, which fails: the legacy config that comes back offers no
+    AUTH, as its variant promises; judged by the auth-only promises it would look broken (rollback-failed)."""
+    (spec.mail_dir / "sendmail.mc").write_text("VERSIONID(`sendmail-fleet pop-before-smtp')dnl\n")
+    (spec.mail_dir / "sendmail.cf").write_text(cf("NOAUTH legacy\n"))
+    (spec.staging / "sendmail.mc").write_text("VERSIONID(`sendmail-fleet default-auth-only')dnl\n")
+    (spec.staging / "sendmail.cf").write_text(cf("BROKEN auth-only\n"))
+    spec.offers, spec.offers_by_variant = AUTH_ONLY, {"pop-before-smtp": LEGACY, "default-auth-only": AUTH_ONLY}
+    system = FakeSystem(spec)
+    code, out = sw.apply(spec, system)
+    assert (code, out["result"], out["restored"]) == (3, "rolled-back", "pop-before-smtp"), out
+    assert system.verified_with == [AUTH_ONLY, LEGACY]
+    assert out["steps"][-1] == "previous config (pop-before-smtp) back, verified as pop-before-smtp promises"
+    assert "NOAUTH legacy" in live(spec)[1]
+
+
+def test_a_config_put_back_that_names_no_known_variant_gets_its_greetings_verified_and_says_so(spec):
+    (spec.mail_dir / "sendmail.mc").write_text("dnl an admin's own sendmail.mc\n")
+    (spec.mail_dir / "sendmail.cf").write_text(cf("NOAUTH hand-made\n"))
+    (spec.staging / "sendmail.cf").write_text(cf("BROKEN\n"))
+    spec.offers, spec.offers_by_variant = AUTH_ONLY, {"default-auth-only": AUTH_ONLY}
+    system = FakeSystem(spec)
+    code, out = sw.apply(spec, system)
+    assert (code, out["result"]) == (3, "rolled-back") and system.verified_with[-1] == {}
+    assert "its greetings verified (?: no variant this role knows)" in out["steps"][-1]
+
+
+def test_the_spec_carries_every_variants_offers_with_ports_as_numbers():
+    spec = sw.Spec.parse(json.dumps({"offers": {"25": {"auth": []}},
+                                     "offers_by_variant": {"default": {"587": {"auth": ["PLAIN"]}}}}))
+    assert spec.offers == {25: {"auth": []}} and spec.offers_by_variant == {"default": {587: {"auth": ["PLAIN"]}}}
 
 
 def test_a_failed_rollback_is_reported_and_leaves_the_journal_for_the_next_run(spec):

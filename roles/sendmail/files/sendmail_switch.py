@@ -16,9 +16,11 @@
                                  result: the transaction finishes even if the SSH session or the controller dies.
 
 SPEC is one JSON object (no secret is ever in it): {"mail_dir", "state_dir", "greet": [[host, port], ...],
-"offers": {"PORT": {"starttls": bool, "implicit_tls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds}.
-"auth" lists the mechanisms the port must offer after STARTTLS, or after the handshake on an implicit_tls port
-such as 465 ([] for none; null: not checked).
+"offers": {"PORT": {"starttls": bool, "implicit_tls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds,
+"offers_by_variant": {VARIANT: offers, ...}}. "auth" lists the mechanisms the port must offer after STARTTLS, or
+after the handshake on an implicit_tls port such as 465 ([] for none; null: not checked). "offers" is what the
+config being installed must offer; a config put back after a failed switch is verified against the offers of the
+variant its sendmail.mc names (offers_by_variant; one it does not list: its greetings only).
 
 A journal (STATE_DIR/switch.json) is written before the live files change and removed when the transaction
 has ended: a switch that died half-way (host crash, killed unit) is reported by `check` as unfinished, and
@@ -71,6 +73,7 @@ class Spec:
     greet: list[tuple[str, int]] = field(default_factory=list)
     offers: dict[int, dict] = field(default_factory=dict)
     timeout: float = 30.0
+    offers_by_variant: dict[str, dict[int, dict]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, text: str) -> Spec:
@@ -79,9 +82,15 @@ class Spec:
             mail_dir=Path(raw.get("mail_dir", "/etc/mail")),
             state_dir=Path(raw.get("state_dir", "/var/lib/sendmail-fleet")),
             greet=[(str(h), int(p)) for h, p in raw.get("greet", [["127.0.0.1", 25]])],
-            offers={int(p): dict(o) for p, o in raw.get("offers", {}).items()},
+            offers=_offers(raw.get("offers", {})),
             timeout=float(raw.get("timeout", 30)),
+            offers_by_variant={str(v): _offers(o) for v, o in raw.get("offers_by_variant", {}).items()},
         )
+
+    def offers_of(self, mc: Path) -> tuple[str, dict[int, dict] | None]:
+        """The variant a sendmail.mc names and what that variant must offer (None: a variant not in the table)."""
+        variant = variant_of(mc)
+        return variant, self.offers_by_variant.get(variant)
 
     @property
     def journal(self) -> Path:
@@ -94,6 +103,19 @@ class Spec:
     @property
     def staging(self) -> Path:
         return self.state_dir / "staging"
+
+
+def _offers(raw: dict) -> dict[int, dict]:
+    return {int(p): dict(o) for p, o in raw.items()}
+
+
+def variant_of(mc: Path) -> str:
+    """The variant a sendmail.mc was rendered for (its VERSIONID), "?" when it names none."""
+    try:
+        m = _VERSIONID.search(mc.read_text(errors="replace"))
+    except OSError:
+        return "?"
+    return m.group(1) if m else "?"
 
 
 # --- files ------------------------------------------------------------------------------------------------
@@ -289,11 +311,13 @@ class System:
             time.sleep(0.1)
         _run(["systemctl", "start", "sendmail"])
 
-    def verify(self) -> None:
+    def verify(self, offers: dict[int, dict] | None = None) -> None:
+        """Greetings on every listener, then what each port offers: `offers`, by default the spec's (the config
+        being installed)."""
         deadline = time.monotonic() + self.spec.timeout
         for host, port in self.spec.greet:
             _greeting(host, port, deadline)
-        for port, want in sorted(self.spec.offers.items()):
+        for port, want in sorted((self.spec.offers if offers is None else offers).items()):
             got = _offer(port, bool(want.get("implicit_tls")))
             if want.get("starttls") and not got["starttls"]:
                 raise SwitchError(f"port {port} offers no STARTTLS")
@@ -346,15 +370,19 @@ def apply(spec: Spec, system: System) -> tuple[int, dict]:
             return 1, {"result": "failed", "detail": f"{why}; there was no previous config to put back",
                        "steps": steps}
         _journal(spec, state="rolling-back", backup=True)
+        # The config put back is verified against what its own variant promises, not the one that failed.
+        variant, offers = spec.offers_of(backup / "sendmail.mc")
+        verified = (f"previous config ({variant}) back, verified as {variant} promises" if offers is not None else
+                    f"previous config back, its greetings verified ({variant}: no variant this role knows)")
         try:
             _copy_pair(backup, live, group)
             system.restart()
-            system.verify()
+            system.verify(offers if offers is not None else {})
         except _FAILURES as e2:
-            return 1, {"result": "rollback-failed", "detail": f"{why}; putting the previous config back failed: "
-                       f"{e2}", "steps": steps}
+            return 1, {"result": "rollback-failed", "detail": f"{why}; putting the previous config ({variant}) back "
+                       f"failed: {e2}", "steps": steps}
         spec.journal.unlink(missing_ok=True)
-        return 3, {"result": "rolled-back", "detail": why, "steps": [*steps, "previous config back, verified"],
+        return 3, {"result": "rolled-back", "detail": why, "steps": [*steps, verified], "restored": variant,
                    "seconds": round(time.monotonic() - t0, 1)}
     spec.journal.unlink(missing_ok=True)
     return 0, {"result": "switched", "steps": steps, "seconds": round(time.monotonic() - t0, 1)}
@@ -401,11 +429,7 @@ def check(spec: Spec, pidfile: str = PIDFILE, compile_: Callable[[Path], str] = 
 
 def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
     mc, cf = spec.mail_dir / "sendmail.mc", spec.mail_dir / "sendmail.cf"
-    try:
-        m = _VERSIONID.search(mc.read_text(errors="replace"))
-    except OSError:
-        m = None
-    out: dict = {"live": m.group(1) if m else "?", "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
+    out: dict = {"live": variant_of(mc), "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
                  "daemon_started": daemon_started(pidfile), "cf_installed": None, "daemon_older_than_cf": False,
                  "unfinished": None}
     journal = read_journal(spec)
