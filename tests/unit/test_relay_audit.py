@@ -125,3 +125,67 @@ def test_debian_13s_journal_and_dovecot_2_4s_login_line_count_like_debian_12s():
     assert [r for r in a.report(set()) if r["method"] == "pop-before-smtp"] == [
         {"method": "pop-before-smtp", "user": "alice", "client": "172.29.25.101", "count": 1,
          "last_seen": "2026-11-27T22:06:24+00:00"}]  # the failed login from .102 names no one
+
+
+# -- what a stranger writes into the from= line: the envelope sender and the Message-ID -----------------------------
+ra = load("relay_audit")
+HOSTILE_FROM = {
+    "a Message-ID naming loopback": "from=<bob@vps2.test>, size=10, class=0, nrcpts=1, "
+                                    "msgid=<relay=[127.0.0.1]@x>, proto=ESMTP, daemon=MTA-v4, relay=c [198.51.100.7]",
+    "a Message-ID with the whole tail": "from=<bob@vps2.test>, size=10, class=0, nrcpts=1, msgid=<a, proto=ESMTPSA, "
+                                        "daemon=MSA-v4, relay=localhost [127.0.0.1]>, bodytype=8BITMIME, proto=ESMTP, "
+                                        "daemon=MTA-v4, relay=c [198.51.100.7]",
+    "a sender that says it authenticated": "from=<x, proto=ESMTPA, relay=[127.0.0.1]>, size=10, class=0, nrcpts=1, "
+                                           "proto=SMTP, daemon=MTA-v4, relay=[198.51.100.7]",
+    "brackets in the Message-ID": "from=<bob@vps2.test>, size=1, class=0, nrcpts=1, msgid=<[10.0.0.2]>, "
+                                  "proto=ESMTP, daemon=MTA-v4, relay=c.example [198.51.100.7] (may be forged)",
+}
+
+
+def hostile(from_line: str) -> list[dict]:
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(["2026-11-25T17:00:00+0000 mail.vps2.test dovecot[9]: pop3-login: Login: user=<bob>, method=PLAIN, "
+            "rip=198.51.100.7, lip=10.0.0.2, mpid=5, TLS",
+            f"2026-11-25T17:00:01+0000 mail.vps2.test sm-mta[20]: 1AAA: {from_line}",
+            "2026-11-25T17:00:01+0000 mail.vps2.test sm-mta[21]: 1AAA: to=<carol@remote.test>, delay=00:00:00, "
+            "mailer=esmtp, pri=1, relay=mx.remote.test. [10.0.0.9], dsn=2.0.0, stat=Sent (ok)"], NOW)
+    return a.report({"10.0.0.2"})
+
+
+def test_the_relay_address_and_the_protocol_are_sendmails_own_fields_never_the_senders_or_message_ids_text():
+    for case, line in HOSTILE_FROM.items():
+        rows = hostile(line)
+        assert [(r["method"], r["user"], r["client"]) for r in rows] == [
+            ("pop-before-smtp", "bob", "198.51.100.7")], (case, rows)
+
+
+def test_a_message_submitted_on_the_host_itself_is_local():
+    rows = hostile("from=<root@vps2.test>, size=10, class=0, nrcpts=1, msgid=<x@vps2.test>, relay=root@localhost")
+    assert [(r["method"], r["client"]) for r in rows] == [("local", "")]
+
+
+# -- how far back the evidence reaches ----------------------------------------------------------------------------
+SINCE = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def test_the_log_span_runs_from_since_when_the_logs_reach_back_that_far():
+    span = ra.log_span(SINCE, NOW, {"kind": "journal", "head": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}, None)
+    assert span == {"log_source": "journal", "log_from": "2026-11-01T00:00:00+00:00", "log_span_days": 25.0,
+                    "log_shorter_than_asked": False, "log_note": ""}
+
+
+def test_a_journal_that_begins_later_shortens_the_span_to_what_it_holds():
+    head = dt.datetime(2026, 11, 25, 12, tzinfo=dt.timezone.utc)  # a volatile journal since the last boot
+    span = ra.log_span(SINCE, NOW, {"kind": "journal", "head": head}, None)
+    assert (span["log_span_days"], span["log_shorter_than_asked"]) == (0.5, True)
+    assert "reach back only 0.50 days (from 2026-11-25T12:00:00+00:00), not to 2026-11-01" in span["log_note"]
+
+
+def test_log_files_count_from_their_oldest_line_and_no_logs_at_all_is_no_span():
+    a = Audit(SINCE)
+    a.feed(LOG.splitlines(), NOW)
+    assert a.earliest == dt.datetime(2026, 11, 25, 17, tzinfo=dt.timezone.utc)
+    assert ra.log_span(SINCE, NOW, {"kind": "files"}, a.earliest)["log_from"] == "2026-11-25T17:00:00+00:00"
+    none = ra.log_span(SINCE, NOW, {}, None)
+    assert (none["log_source"], none["log_from"], none["log_span_days"]) == ("none", None, 0.0)
+    assert none["log_shorter_than_asked"] and "no mail log was found" in none["log_note"]

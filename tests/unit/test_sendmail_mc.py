@@ -48,6 +48,13 @@ def test_every_variant_makes_a_promise_for_every_check():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_no_variant_asks_the_client_who_it_is_by_ident(variant):
+    """An ident answer is the client's own text, and sendmail puts it into the relay= fields fail2ban and the audit
+    read ("user@name [address]"); Debian's default asks, for up to 5 s."""
+    assert "define(`confTO_IDENT', `0')dnl" in render(variant).splitlines()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_keeps_debian_domain_and_listens_on_25_and_587(variant):
     mc = render(variant)
     assert "DOMAIN(`debian-mta')" in mc

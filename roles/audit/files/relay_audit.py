@@ -32,8 +32,13 @@ from dataclasses import dataclass, field
 
 LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\dT\S+|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
                   r"(?P<prog>[\w./-]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$")
-FROM = re.compile(r"^(?P<qid>\w+): from=<(?P<sender>[^>]*)>.*?(?:proto=(?P<proto>\w+).*?)?"
-                  r"relay=(?:\S+ )?\[(?P<ip>[^\]]+)\]")
+# sendmail's from= line: "QID: from=<SENDER>, size=.., msgid=<ID>, bodytype=.., proto=P, daemon=D, relay=NAME [IP]".
+# The sender and the Message-ID are the client's own text and may hold "proto=" or "relay=[...]": the fields are read
+# from the end of the line, where sendmail writes them after that text (relay= is never cut; a local submission ends
+# in relay=USER@localhost, with no address).
+FROM = re.compile(r"^(?P<qid>\w+): from=")
+FROM_TAIL = re.compile(r"(?:, proto=(?P<proto>[\w-]+))?(?:, daemon=[^,]*)?, relay=(?P<relay>[^,]*)$")
+RELAY_IP = re.compile(r"\[(?:IPv6:)?(?P<ip>[0-9A-Fa-f:.]+)\](?: \(may be forged\))?$")
 TO = re.compile(r"^(?P<qid>\w+): to=.*?mailer=(?P<mailer>[\w-]+).*?stat=(?P<stat>\w+)")
 AUTH = re.compile(r"^AUTH=server, relay=.*?\[(?P<ip>[^\]]+)\].*?authid=(?P<authid>[^,\s]+)")
 # dovecot 2.3 (Debian 12) logs "Login:", dovecot 2.4 (Debian 13) "Logged in:".
@@ -67,6 +72,7 @@ class Audit:
     messages: dict[str, Message] = field(default_factory=dict)
     auth_by_pid: dict[str, tuple[str, str]] = field(default_factory=dict)  # pid -> (client address, authid)
     pop_logins: list[tuple[dt.datetime, str, str]] = field(default_factory=list)
+    earliest: dt.datetime | None = None  # the oldest line read, before `since` too: how far back the logs go
 
     def feed(self, lines: Iterable[str], now: dt.datetime) -> None:
         for line in lines:
@@ -77,14 +83,17 @@ class Audit:
                 when = parse_ts(m["ts"], now)
             except ValueError:
                 continue
+            if self.earliest is None or when < self.earliest:
+                self.earliest = when
             if when < self.since:
                 continue
             msg, pid = m["msg"], m["pid"]
             if (a := AUTH.match(msg)):
                 self.auth_by_pid[pid] = (a["ip"].removeprefix("IPv6:"), a["authid"])
-            elif (f := FROM.match(msg)):
-                ip = f["ip"].removeprefix("IPv6:")
-                authenticated = bool(f["proto"] and AUTHENTICATED.match(f["proto"]))
+            elif (f := FROM.match(msg)) and (tail := FROM_TAIL.search(msg)):
+                relay = RELAY_IP.search(tail["relay"])
+                ip = relay["ip"] if relay else ""  # no address: submitted on this host (relay=USER@localhost)
+                authenticated = bool(tail["proto"] and AUTHENTICATED.match(tail["proto"]))
                 auth_ip, authid = self.auth_by_pid.get(pid, ("", ""))
                 self.messages[f["qid"]] = Message(when, ip, authenticated,
                                                   authid if authenticated and auth_ip == ip else "")
@@ -117,24 +126,50 @@ class Audit:
 
 
 def _is_local(ip: str, local_addresses: set[str]) -> bool:
+    if not ip:
+        return True
     try:
         return ipaddress.ip_address(ip).is_loopback or ip in local_addresses
     except ValueError:
         return False
 
 
-def read_lines(since: dt.datetime, files: list[str], skipped: list[str] | None = None) -> Iterable[str]:
+def journal_head(now: dt.datetime) -> dt.datetime | None:
+    """When the journal's oldest entry was written (of any program: journald keeps or drops them all alike, by
+    size or age, and a volatile journal starts at boot), None without one. Only its first line is read."""
+    try:
+        proc = subprocess.Popen(["journalctl", "--no-pager", "-q", "-o", "short-iso"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return None
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+    finally:
+        proc.kill()
+        proc.wait()
+    try:
+        return parse_ts(first.split(" ", 1)[0], now) if first.strip() else None
+    except ValueError:
+        return None
+
+
+def read_lines(since: dt.datetime, files: list[str], skipped: list[str] | None = None,
+               source: dict | None = None) -> Iterable[str]:
     """The log's lines; a file that cannot be read to its end (a truncated .gz, a damaged one) is named in
-    `skipped` with the reason, and the lines read before the damage still count."""
+    `skipped` with the reason, and the lines read before the damage still count. `source` gets what was read:
+    "journal" (and "head", the journal's oldest entry) or "files"."""
     skipped = [] if skipped is None else skipped
+    source = {} if source is None else source
     if not files and shutil.which("journalctl"):
         run = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "short-iso", "--since",
                               since.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
                               "-t", "sm-mta", "-t", "sendmail", "-t", "dovecot", "-t", "pop-before-smtp"],
                              capture_output=True, text=True)
         if run.returncode == 0 and run.stdout.strip():
+            source.update(kind="journal", head=journal_head(dt.datetime.now(dt.timezone.utc)))
             yield from run.stdout.splitlines()
             return
+    source.update(kind="files")
     for path in files or sorted(glob.glob("/var/log/mail.log*"), reverse=True):
         opener = gzip.open if path.endswith(".gz") else open
         try:
@@ -168,14 +203,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     audit = Audit(since)
     skipped: list[str] = []
-    audit.feed(read_lines(since, args.log, skipped), now)
+    source: dict = {}
+    audit.feed(read_lines(since, args.log, skipped, source), now)
     rows = audit.report(local_addresses())
     users = {r["user"] for r in rows if r["method"] == "pop-before-smtp" and r["user"] != "?"}
     print(json.dumps({"host": socket.getfqdn(), "since": since.isoformat(), "relays": rows,
                       "pop_before_smtp_users": sorted(u for u in users if LOCAL_PART.match(u)),
                       "invalid_users": sorted(u for u in users if not LOCAL_PART.match(u)),
-                      "skipped_logs": skipped}))
+                      "skipped_logs": skipped, **log_span(since, now, source, audit.earliest)}))
     return 0
+
+
+def log_span(since: dt.datetime, now: dt.datetime, source: dict, earliest: dt.datetime | None) -> dict:
+    """How far back the evidence reaches: from `since`, or from the oldest log entry there is when the logs begin
+    later (a rotated or volatile journal, log files that were rotated away). A gate that needs N quiet days needs
+    log_span_days >= N: no POP-before-SMTP line in a day of logs proves nothing about the two weeks before."""
+    oldest = source.get("head") if source.get("kind") == "journal" else earliest
+    start = max(since, oldest) if oldest else None
+    return {"log_source": source.get("kind", "none"),
+            "log_from": start.isoformat(timespec="seconds") if start else None,
+            "log_span_days": round((now - start).total_seconds() / 86400, 2) if start else 0.0,
+            "log_shorter_than_asked": start is None or start > since,
+            "log_note": "" if start == since else
+            (f"{socket.getfqdn()}: the mail logs reach back only {(now - start).total_seconds() / 86400:.2f} days"
+             f" (from {start.isoformat(timespec='seconds')}), not to {since.isoformat(timespec='seconds')}: no"
+             " POP-before-SMTP relay there says nothing about the time before" if start else
+             f"{socket.getfqdn()}: no mail log was found to read")}
 
 
 if __name__ == "__main__":
