@@ -27,7 +27,8 @@ from .lost_host import HOSTS as LOST_HOST_SCENARIO
 # promises no SMTP-Auth: after the rollback it keeps every promise of that variant (sendmail_promises).
 BROKEN = "vps6"
 # A RELAY entry for client2's address planted in /etc/mail/access: vps2 is switched anyway, vps3 is auth-only
-# already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed.
+# already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed. vps3's
+# is written "relay": sendmail grants it all the same.
 GRANTED = ("vps2", "vps3")
 REPORT = repo_root() / "reports" / "rollout-auth-only.json"
 
@@ -116,9 +117,9 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
 
     maillab.sh(topo.get(BROKEN), "systemctl mask saslauthd")
     client2 = topo.get("client2")
-    for short in GRANTED:
+    for short, value in zip(GRANTED, ("RELAY", "relay"), strict=True):  # sendmail reads RELAY in any case
         node = topo.get(short)
-        maillab.sh(node, f"printf 'Connect:{client2.address}\\tRELAY\\n' >> /etc/mail/access"
+        maillab.sh(node, f"printf 'Connect:{client2.address}\\t{value}\\n' >> /etc/mail/access"
                          " && runuser -u smmta -- makemap hash /etc/mail/access < /etc/mail/access")
         planted = Checks(maillab, node)._relay("client2")[0]
         assert planted.raw["ok"], f"the planted grant must open relay on {short} first: {planted.summary()}"
@@ -283,7 +284,7 @@ def test_a_relay_grant_planted_in_access_is_reported_and_removed(rollout, mailla
         assert row["rollout_result"] == "switched", row
         assert f"removed relay grants: access Connect:{client2.address}" in row["rollout_detail"], row
         _, access = maillab.sh(maillab.topo.get(short), "cat /etc/mail/access")
-        relay = [line.split()[0] for line in access.splitlines() if line.split()[-1:] == ["RELAY"]]
+        relay = [line.split()[0] for line in access.splitlines() if line.upper().split()[-1:] == ["RELAY"]]
         assert f"Connect:{client2.address}" not in relay, relay
         assert "Connect:127" in relay  # loopback grants stay (local submission relays through 127.0.0.1)
 
