@@ -255,20 +255,22 @@ def test_a_map_that_cannot_be_rebuilt_fails_closed_the_live_map_goes_and_the_fai
     monkeypatch.setattr(pbs, "_log", lambda message, err=False: logged.append((message, err)))
     rmap.record("192.0.2.20", "alice", now=1000)
     rmap.record("192.0.2.21", "bob", now=1050)  # still inside its window at 1100
-    assert rmap.status() == {"map": "ok"}
+    assert rmap.status() == {"map": "ok", "problem": ""}
     good, rmap.makemap = rmap.makemap, "/bin/false"  # as makemap fails on a full disk or a read-only folder
     with pytest.raises(RuntimeError, match="makemap failed"):
         rmap.expire(now=1100)
     assert not Path(f"{rmap.map}.db").exists(), "the expired grant must not stay in the live map"
     state = rmap.status()
     assert state["map"] == "failed" and state["map_removed"] is True and "makemap failed" in state["error"]
+    assert state["problem"].startswith("the POP-before-SMTP relay map failed closed at ")
+    assert state["problem"].endswith("no address relays by POP-before-SMTP until it is rebuilt")
     assert [err for _, err in logged] == [True] and "could not be rebuilt" in logged[0][0]
     with pytest.raises(RuntimeError):
         rmap.expire(now=1101)  # still broken: still closed, still noted
     assert rmap.status()["map"] == "failed" and not Path(f"{rmap.map}.db").exists()
     rmap.makemap = good  # the disk has room again: the next expiry rebuilds and the note goes
     assert rmap.expire(now=1102) == 1
-    assert db(rmap) == {"192.0.2.21": "OK"} and rmap.status() == {"map": "ok"}
+    assert db(rmap) == {"192.0.2.21": "OK"} and rmap.status() == {"map": "ok", "problem": ""}
 
 
 def test_a_map_that_cannot_even_be_removed_says_so_in_the_log_and_the_status(rmap, monkeypatch):
@@ -287,7 +289,7 @@ def test_a_map_that_cannot_even_be_removed_says_so_in_the_log_and_the_status(rma
     with pytest.raises(RuntimeError):
         rmap.expire(now=1100)
     state = rmap.status()
-    assert state["map"] == "failed" and state["map_removed"] is False
+    assert state["map"] == "failed" and state["map_removed"] is False and "could NOT be removed" in state["problem"]
     assert "COULD NOT BE REMOVED" in logged[0] and "Read-only file system" in logged[0]
 
 
@@ -296,14 +298,14 @@ def test_a_failed_login_grants_nothing_new_and_leaves_the_other_windows_to_the_n
     rmap.makemap = "/bin/false"
     with pytest.raises(RuntimeError):
         rmap.record("192.0.2.41", "bob", now=1001)
-    assert db(rmap) == {"192.0.2.40": "OK"} and rmap.status() == {"map": "ok"}
+    assert db(rmap) == {"192.0.2.40": "OK"} and rmap.status()["map"] == "ok"
 
 
 def test_cli_status_says_ok_failed_or_missing(tmp_path, fake_makemap, capsys):
     cfg = tmp_path / "cfg"
     cfg.write_text(f"STATE={tmp_path}/st/clients\nMAP={tmp_path}/drac\nWINDOW=1\nMAKEMAP_USER=\nMAKEMAP={fake_makemap}\n")
     assert pbs.main(["--config", str(cfg), "status", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"map": "missing"}
+    assert json.loads(capsys.readouterr().out)["map"] == "missing"
     # A login long ago (its window is over), then makemap breaks: expiry must rebuild the map, and cannot.
     pbs.RelayMap(tmp_path / "st" / "clients", tmp_path / "drac", 1, "", fake_makemap).record("192.0.2.50", now=1000)
     assert pbs.main(["--config", str(cfg), "status"]) == 0 and "map ok" in capsys.readouterr().out

@@ -318,8 +318,8 @@ class RelayMap:
             pass  # the log above says it; a full or read-only disk may take this note too
 
     def status(self) -> dict[str, object]:
-        """Whether the map is in service: ok, failed (fail_closed: since, error, map_removed) or missing (never
-        built)."""
+        """Whether the map is in service: ok, failed (fail_closed: at, error, map_removed) or missing (never
+        built), and a sentence for a report when it is not ("problem", empty when ok)."""
         text = _read_text(self._failed_path)
         if text:
             import json
@@ -327,8 +327,14 @@ class RelayMap:
                 note = json.loads(text)
             except ValueError:
                 note = {"error": "unreadable note", "map_removed": not os.path.exists(f"{self.map}.db")}
-            return {"map": "failed", **note}
-        return {"map": "ok" if os.path.exists(f"{self.map}.db") else "missing"}
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(note.get("at") or 0)))
+            outcome = ("no address relays by POP-before-SMTP until it is rebuilt" if note.get("map_removed")
+                       else "and could NOT be removed: expired grants may still relay")
+            return {"map": "failed", **note, "problem": f"the POP-before-SMTP relay map failed closed at {when} "
+                                                        f"({note.get('error', '?')}): {outcome}"}
+        if os.path.exists(f"{self.map}.db"):
+            return {"map": "ok", "problem": ""}
+        return {"map": "missing", "problem": "no POP-before-SMTP relay map: no address can relay by POP-before-SMTP"}
 
     def record(self, address: str, user: str = "", now: float | None = None) -> Entry:
         now = time.time() if now is None else now
