@@ -52,15 +52,38 @@ def auth_only_of(name: str) -> str:
     return all_variants()[name].auth_only
 
 
+class TableError(ValueError):
+    """The promises table is not sound (the sendmail role's table check refuses it too)."""
+
+
+@cache
+def _promises() -> dict:
+    """sendmail_promises, once checked by the collection's promises_problems filter (the role's own check)."""
+    from .collection import filter_plugin
+
+    table = _role_file("vars")["sendmail_promises"]
+    problems = filter_plugin("promises").promises_problems(table, _role_file("defaults")["sendmail_variants"])
+    if problems:
+        raise TableError("; ".join(problems))
+    return table
+
+
 def promise(variant: str, check: str) -> str:
     """What `variant` promises a client in `check` (a reply code, or an outcome such as "inbox"); "-" where the
-    check does not apply to it."""
-    return str(_role_file("vars")["sendmail_promises"][variant][check])
+    check does not apply to it (only where the variant lacks the feature the check is about: applies())."""
+    return str(_promises()[variant][check])
+
+
+def applies(variant: str, check: str) -> bool:
+    """Whether the check applies to the variant, from its features (not from the table's word)."""
+    from .collection import filter_plugin
+
+    return filter_plugin("promises").applies(check, all_variants()[variant].features)
 
 
 def checks() -> list[str]:
     """Every check the promises table names, in its order."""
-    return list(_role_file("vars")["sendmail_promises"][variant_names()[0]])
+    return list(_promises()[variant_names()[0]])
 
 
 def variant_for_setup_date(date: dt.date) -> str:
