@@ -2,8 +2,9 @@
 
 The checks run once per session, by `maillab demo` itself (conftest.demo_run; VPSes in parallel, see
 mailcheck.run_all); each test states one promise and asserts that the reply code a client saw (and the mailbox)
-is what the sendmail role's promises table (`sendmail_promises`) says for that VPS's variant: the table is the
-only place an expected reply is written.
+is what the sendmail role's promises table (`sendmail_promises`) says for that VPS's variant, and what the variant's
+features mean (tests/promise_oracle.py, written without reading the table): a server regression that came with a
+matching table edit fails here.
 """
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from sendmail_fleet.mailcheck import Result
 from sendmail_fleet.variants import all_variants, checks, promise
 
+from ..promise_oracle import expected
 from .conftest import VPS, VPS_IDS
 
 every_vps = pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
@@ -26,6 +28,8 @@ def assert_check(mail_results, node, check: str) -> Result:
     r = next(r for r in mail_results[node.short].results if r.check == check)
     want = promise(node.variant, check)
     assert r.passed and r.seen == want, f"{node.short} ({node.variant}) {check}: promised {want}, saw {r.seen}: {r.detail}"
+    meant = expected(all_variants()[node.variant].features, check)
+    assert r.seen == meant, f"{node.short} ({node.variant}) {check}: its features mean {meant}, saw {r.seen}"
     return r
 
 

@@ -15,10 +15,11 @@ import pytest
 
 from sendmail_fleet import browser, repo_root
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
-from sendmail_fleet.variants import all_variants, auth_only_of
+from sendmail_fleet.variants import all_variants, auth_only_of, promise
 
 from ..client_rules import thunderbird_config
 from ..htmlcells import Cells, parse
+from ..refusals import POP_BEFORE_SMTP, SMTP_AUTH, Refusal, unpromised
 from .conftest import changed_tasks, curl, playbook, recap, sha
 from .lost_host import HOSTS as LOST_HOST_SCENARIO
 
@@ -45,25 +46,37 @@ AUDIT = repo_root() / "reports" / "audit-pop-before-smtp.json"
 
 class Submitter(threading.Thread):
     """A mail client that keeps submitting to every VPS during the rollout: by SMTP-Auth where the host
-    offers it, else after a POP3 login; it retries temporary failures as a real client would."""
+    offers it, else after a POP3 login; it retries temporary failures as a real client would (a 4xx, a refused
+    connection or a failed POP3 login while a daemon restarts). A refusal is kept with how it sent and the variant
+    the host runs right after it, for tests/refusals.py to judge."""
 
     def __init__(self, lab: MailLab) -> None:
         super().__init__(daemon=True)
         self.lab, self.stop = lab, threading.Event()
         self.accepted: list[tuple[str, str]] = []
-        self.refused: list[tuple[str, str]] = []
+        self.refused: list[Refusal] = []
         self.carol = lab.topo.by_role("mx")[0].accounts[0]
+
+    def live_variant(self, vps) -> str:
+        _, out = self.lab.sh(vps, "sed -n \"s/^VERSIONID(\\`sendmail-fleet \\([a-z-]*\\)').*/\\1/p\" "
+                                  "/etc/mail/sendmail.mc")
+        return out.strip() or "?"
 
     def submit(self, vps) -> None:
         alice = vps.accounts[0]
         tok = token()
+        method, res = SMTP_AUTH, None
         for _attempt in range(8):
             offer = self.lab.smtp("client1", vps, port=587, starttls=True)
             if offer.raw.get("ehlo_auth_after_tls"):
+                method = SMTP_AUTH
                 res = self.lab.smtp("client1", vps, port=587, starttls=True, auth=["PLAIN", alice.user, alice.password],
                                     mail_from=alice.address, rcpt=[self.carol.address], data=message(tok))
             else:
-                self.lab.pop3("client1", vps, alice.user, alice.password)
+                method = POP_BEFORE_SMTP
+                if not self.lab.pop3("client1", vps, alice.user, alice.password)["ok"]:
+                    time.sleep(1)  # dovecot restarting: a mail program checks mail again later
+                    continue
                 res = self.lab.smtp("client1", vps, port=25, mail_from=alice.address, rcpt=[self.carol.address],
                                     data=message(tok))
             if res.raw["ok"]:
@@ -71,10 +84,10 @@ class Submitter(threading.Thread):
                 return
             code = res.last_code
             if code and code >= 500:
-                self.refused.append((vps.short, f"{code} {res.last['text'][:60]}"))
+                self.refused.append(Refusal(vps.short, method, code, res.last["text"][:120], self.live_variant(vps)))
                 return
             time.sleep(1)  # a temporary failure (4xx, connection refused during a restart): retry
-        self.refused.append((vps.short, "gave up after retries"))
+        self.refused.append(Refusal(vps.short, method, None, "gave up after 8 tries", self.live_variant(vps)))
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -242,6 +255,13 @@ def test_what_mail_programs_find_follows_the_switch_and_a_rolled_back_host_keeps
         assert status == 200, body[:600]
         outgoing = {s.auth for s in thunderbird_config(body.encode(), node.domain) if s.kind == "outgoing"}
         assert outgoing == {auth}, (short, body[:1200])
+
+
+def test_no_submission_is_refused_during_the_rollout_unless_the_switch_promised_it(rollout):
+    """Only a POP-before-SMTP relay to a host that is by then auth-only may be refused (550 5.7.1): every other
+    refusal is a user whose mail the rollout lost (tests/refusals.py)."""
+    sub = rollout["submitter"]
+    assert unpromised(sub.refused, promise) == [], sub.refused
 
 
 def test_every_message_accepted_during_the_rollout_is_delivered_exactly_once(rollout, maillab):
