@@ -4,9 +4,10 @@
 demo:  ## lab fleet up, provisioned, real mail through every variant, a result table
 	scripts/bootstrap.sh .venv/bin/maillab demo
 
-test:  ## every test: the lint gate, unit tests, then lab tests against real containers
+test:  ## every test: the lint gate, the unit tests, then the lab tests (real containers); a failing step ends it
 	scripts/bootstrap.sh scripts/lint.sh
-	scripts/bootstrap.sh .venv/bin/python -m pytest
+	scripts/bootstrap.sh .venv/bin/python -m pytest -m "not lab"
+	scripts/bootstrap.sh .venv/bin/python -m pytest -m lab
 
 unit:  ## the fast tests only (no Docker)
 	scripts/bootstrap.sh .venv/bin/python -m pytest -m "not lab"
