@@ -21,6 +21,7 @@ import yaml
 from cryptography.hazmat.primitives.serialization import Encoding
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 import docker
 
@@ -35,6 +36,7 @@ from .topology import (
     ACME_ROOT_URL,
     DEFAULT_SUBNET,
     DEFAULT_VPS,
+    PREFIX,
     TRUST_BUNDLE,
     Account,
     Node,
@@ -82,6 +84,42 @@ class Paths:
     @property
     def inventory(self) -> Path:
         return Path(os.environ.get("MAILLAB_INVENTORY", repo_root() / "inventory" / "lab" / "hosts.yml"))
+
+
+OWNER_LABEL = f"{LABEL}.owner"
+
+
+def _labels(obj: Container | Network) -> dict[str, str]:
+    """A container's labels (attrs Config.Labels) or a network's (attrs Labels)."""
+    attrs = obj.attrs or {}
+    return (attrs["Config"].get("Labels") if "Config" in attrs else attrs.get("Labels")) or {}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The checkout a lab belongs to, named by its state folder (.lab, or MAILLAB_STATE_DIR): every container and
+    network `up` makes carries it, and `down` removes only what carries its own. Two checkouts' labs run on one
+    engine side by side when the second has its own MAILLAB_PREFIX and MAILLAB_SUBNET."""
+
+    state: str
+
+    @classmethod
+    def of(cls, paths: Paths) -> Owner:
+        return cls(str(paths.state.resolve()))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {OWNER_LABEL: self.state}
+
+    def owns(self, obj: Container | Network, prefix: str = PREFIX) -> bool:
+        """Made by this checkout's lab; or by a lab from before owners were recorded, under this lab's prefix."""
+        owner = _labels(obj).get(OWNER_LABEL)
+        return owner == self.state if owner else obj.name.startswith(f"{prefix}-")
+
+    def other(self, obj: Container | Network) -> str | None:
+        """The state folder of another checkout whose lab made this object (None: this one's, or not recorded)."""
+        owner = _labels(obj).get(OWNER_LABEL)
+        return owner if owner and owner != self.state else None
 
 
 def saved_topology(paths: Paths) -> Topology:
@@ -132,8 +170,8 @@ def _check_subnet_free(client: docker.DockerClient, topo: Topology) -> None:
                                "`maillab up --subnet 10.123.0.0/24` or MAILLAB_SUBNET")
 
 
-def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
-    # _up has already refused a subnet another network uses.
+def _ensure_network(client: docker.DockerClient, topo: Topology, owner: Owner) -> None:
+    # _up has already refused a subnet another network uses, and a network of another checkout's lab.
     try:
         net = client.networks.get(topo.network)
         subnets = [c.get("Subnet") for c in net.attrs["IPAM"]["Config"] or []]
@@ -147,7 +185,7 @@ def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=topo.subnet,
                                                                         gateway=topo.gateway)])
     try:
-        client.networks.create(topo.network, driver="bridge", ipam=ipam, labels={LABEL: "network"})
+        client.networks.create(topo.network, driver="bridge", ipam=ipam, labels={LABEL: "network", **owner.labels})
     except APIError as exc:
         msg = str(exc.explanation or exc)
         if "overlap" in msg.lower() or "in use" in msg.lower():
@@ -156,9 +194,11 @@ def _ensure_network(client: docker.DockerClient, topo: Topology) -> None:
         raise LabError(f"cannot create network {topo.network}: {msg}") from exc
 
 
-def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: str = "") -> dict:
+def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: str = "",
+                    owner: Owner | None = None) -> dict:
     spec: dict = dict(name=node.name, hostname=node.fqdn, detach=True,
-                      labels={LABEL: node.role, f"{LABEL}.host": node.short, f"{LABEL}.key": key_id},
+                      labels={LABEL: node.role, f"{LABEL}.host": node.short, f"{LABEL}.key": key_id,
+                              **(owner.labels if owner else {})},
                       dns=[topo.dns.address], dns_search=["test"])
     if node.role in ("vps", "mx"):
         spec.update(SYSTEMD_FLAGS, image=images[f"vps-{node.release}"], mem_limit="256m")
@@ -174,8 +214,8 @@ def _container_spec(node: Node, topo: Topology, images: dict[str, str], key_id: 
 
 
 def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dict[str, str],
-            pubkey: str, dns_conf: str, pki_dir: Path) -> Container:
-    spec = _container_spec(node, topo, images, _key_id(node, pubkey, pki_dir))
+            pubkey: str, dns_conf: str, pki_dir: Path, owner: Owner) -> Container:
+    spec = _container_spec(node, topo, images, _key_id(node, pubkey, pki_dir), owner)
     image = spec.pop("image")
     container = client.containers.create(image, **spec)
     client.networks.get(topo.network).connect(container, ipv4_address=node.address)
@@ -276,9 +316,11 @@ def _key_id(node: Node, pubkey: str, pki_dir: Path) -> str:
 
 
 def _matches(container: Container, node: Node, topo: Topology, images: dict[str, str], pubkey: str,
-             pki_dir: Path) -> bool:
+             pki_dir: Path, owner: Owner | None = None) -> bool:
     """Same image, same address, and the same SSH key (mail hosts) or HTTPS certificate (the ACME CA) as this
-    checkout's lab."""
+    checkout's lab, and (given an owner) made by it."""
+    if owner is not None and _labels(container).get(OWNER_LABEL) != owner.state:
+        return False
     spec = _container_spec(node, topo, images)
     nets = container.attrs["NetworkSettings"]["Networks"]
     addr = nets.get(topo.network, {}).get("IPAMConfig") or {}
@@ -382,7 +424,8 @@ def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
         client = ensure_engine(paths.state, progress)
     except EngineError as exc:
         raise LabError(str(exc)) from exc
-    existed = bool(client.containers.list(all=True, filters={"label": LABEL}))
+    owner = Owner.of(paths)
+    existed = any(owner.owns(c) for c in client.containers.list(all=True, filters={"label": LABEL}))
     try:
         _up(client, topo, paths, progress)
     except BaseException:
@@ -393,7 +436,26 @@ def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
     return topo
 
 
+def _check_owner(client: docker.DockerClient, topo: Topology, owner: Owner, progress: Progress) -> None:
+    """Refuse, before touching anything, to take over the lab of another checkout that still exists: its
+    containers and network have this lab's names. The lab of a checkout that is gone (its state folder removed)
+    is taken over: nobody else can take it down."""
+    found: list[Container | Network] = [c for c in client.containers.list(all=True, filters={"label": LABEL})
+                                        if c.name in {n.name for n in topo.nodes}]
+    found += [n for n in client.networks.list(names=[topo.network]) if n.name == topo.network]
+    for obj in found:
+        other = owner.other(obj)
+        if other and Path(other).exists():
+            raise LabError(f"{obj.name} belongs to the lab of another checkout ({other}): take that lab down there "
+                           "(`maillab down`), or run this one beside it with its own MAILLAB_PREFIX and "
+                           "MAILLAB_SUBNET (for example MAILLAB_PREFIX=maillab2 MAILLAB_SUBNET=10.123.0.0/24)")
+        if other:
+            progress.say(f"  {obj.name}: its checkout ({other}) is gone; this lab takes it over")
+
+
 def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress) -> None:
+    owner = Owner.of(paths)
+    _check_owner(client, topo, owner, progress)
     _check_subnet_free(client, topo)
     try:
         images = ensure_all(client, progress, topo.releases)
@@ -403,18 +465,18 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
     for n in topo.mail_hosts:
         pki.ensure_host_cert(paths.pki, n.short, [n.fqdn, n.domain or n.fqdn])
     pki.ensure_host_cert(paths.pki, "acme", [ACME_NAME])  # pebble's own HTTPS
-    _ensure_network(client, topo)
+    _ensure_network(client, topo, owner)
     dns_conf = dnsmasq_conf(topo, mirror_hosts())
     wanted = {n.name for n in topo.nodes}
     for c in client.containers.list(all=True, filters={"label": LABEL}):
-        if c.name not in wanted:
+        if c.name not in wanted and owner.owns(c):
             progress.say(f"removing {c.name} (not in the lab's topology any more)")
             c.remove(force=True)
     with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
         for node in topo.nodes:
             try:
                 c = client.containers.get(node.name)
-                if not _matches(c, node, topo, images, pubkey, paths.pki):
+                if not _matches(c, node, topo, images, pubkey, paths.pki, owner):
                     progress.say(f"  {node.name}: out of date, recreating")
                     c.remove(force=True)
                     raise NotFound("recreate")
@@ -425,7 +487,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
                     progress.say(f"  {node.name}: was {c.status}, starting")
                     c.start()
             except NotFound:
-                _create(client, node, topo, images, pubkey, dns_conf, paths.pki)
+                _create(client, node, topo, images, pubkey, dns_conf, paths.pki, owner)
                 _forget_written_variant(paths, node.short)  # a new container runs the topology's variant
     deadline = time.monotonic() + 120
     with progress.step("waiting for systemd and sshd in every VPS"):
@@ -439,21 +501,26 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
 
 
 def down(paths: Paths, progress: Progress, client: docker.DockerClient | None = None) -> int:
+    """Remove this checkout's lab: the containers, networks and volumes its `up` made (and those of a lab from before
+    owners were recorded, under this lab's prefix); another checkout's lab keeps running."""
     client = client or connect()
     if client is None:
         raise LabError("no Docker engine answers: nothing to take down (start the engine, then retry)")
-    removed = 0
+    owner, removed = Owner.of(paths), 0
     for c in client.containers.list(all=True, filters={"label": LABEL}):
-        progress.say(f"removing container {c.name}")
-        c.remove(force=True, v=True)
-        removed += 1
+        if owner.owns(c):
+            progress.say(f"removing container {c.name}")
+            c.remove(force=True, v=True)
+            removed += 1
     for net in client.networks.list(filters={"label": LABEL}):
-        progress.say(f"removing network {net.name}")
-        net.remove()
-        removed += 1
+        if owner.owns(net):
+            progress.say(f"removing network {net.name}")
+            net.remove()
+            removed += 1
     for vol in client.volumes.list(filters={"label": LABEL}):
-        vol.remove(force=True)
-        removed += 1
+        if (vol.attrs.get("Labels") or {}).get(OWNER_LABEL) in (None, owner.state):
+            vol.remove(force=True)
+            removed += 1
     if paths.inventory.exists():
         paths.inventory.unlink()
     for written in sorted(_host_vars(paths).glob("*.yml")):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
@@ -15,7 +17,11 @@ from typing import Any
 
 from .variants import variant_for_setup_date, variant_names
 
-PREFIX = "maillab"
+# The lab's container and network names begin with it: MAILLAB_PREFIX gives a second lab (another checkout's, with
+# its own MAILLAB_SUBNET) names of its own on the same Docker engine.
+PREFIX = os.environ.get("MAILLAB_PREFIX", "maillab")
+if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", PREFIX):
+    raise ValueError(f"MAILLAB_PREFIX={PREFIX!r}: use lower-case letters, digits and '-', starting with a letter")
 DEFAULT_SUBNET = "172.29.25.0/24"
 DEFAULT_VPS = 10
 # The Debian releases a VPS may run (codename: version). The default lab runs the five variants on each: VPS 1-5 on

@@ -9,7 +9,8 @@ import pytest
 
 import docker
 from sendmail_fleet.host import HELPERS
-from sendmail_fleet.lab import _put_file
+from sendmail_fleet.images import LABEL
+from sendmail_fleet.lab import Owner, _put_file
 from sendmail_fleet.playbook import MITOGEN_STRATEGY, ansible_env
 
 from .conftest import TOPOLOGY
@@ -66,7 +67,7 @@ def test_status_json_lists_containers_and_accounts(topo):
             "password": "alice-vps1-Lab1"} in data["accounts"]
 
 
-def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(topo):
+def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(topo, paths):
     client = docker.from_env()
     busy = client.networks.create("maillab-busy-subnet-test", ipam=docker.types.IPAMConfig(
         pool_configs=[docker.types.IPAMPool(subnet="10.213.7.0/24")]))
@@ -78,7 +79,8 @@ def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(t
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "10.213.7.0/25" in errors[0] and "--subnet" in errors[0], r.stderr
-    states = {c.name: c.status for c in client.containers.list(all=True, filters={"label": "sendmail-fleet.lab"})}
+    states = {c.name: c.status for c in client.containers.list(all=True, filters={"label": LABEL}) if
+              Owner.of(paths).owns(c)}
     assert states and all(s == "running" for s in states.values())
     assert client.networks.get(topo.network).attrs["IPAM"]["Config"][0]["Subnet"] == topo.subnet
 

@@ -10,6 +10,7 @@ import yaml
 
 import docker
 from sendmail_fleet.images import LABEL, tag
+from sendmail_fleet.lab import Owner
 from sendmail_fleet.topology import PREFIX
 
 from .conftest import playbook, recap
@@ -27,7 +28,7 @@ def debian13_without_systemd(provisioned, paths, tmp_path_factory):
     boot = ("ssh-keygen -A >/dev/null && mkdir -p /run/sshd && umask 077 && mkdir -p /root/.ssh"
             f" && printf '%s\\n' '{key.strip()}' > /root/.ssh/authorized_keys && exec /usr/sbin/sshd -D -e")
     box = client.containers.create(tag("vps", "trixie"), ["sh", "-c", boot], name=name, detach=True,
-                                   labels={LABEL: "test"}, hostname="nosystemd.example.test")
+                                   labels={LABEL: "test", **Owner.of(paths).labels}, hostname="nosystemd.example.test")
     client.networks.get(provisioned.network).connect(box, ipv4_address=address)
     box.start()
     vps = yaml.safe_load(paths.inventory.read_text())["all"]["children"]["fleet"]["hosts"]["vps3"]
