@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,20 +44,38 @@ def fleet_report(paths) -> tuple[subprocess.CompletedProcess, dict[str, dict]]:
     return run, {h["host"]: h for h in json.loads(REPORT.read_text())["hosts"]}
 
 
-def test_killing_the_controller_mid_switch_leaves_the_host_serving_its_new_config(provisioned, maillab, paths):
+def kill_ssh_masters(control_dir: Path) -> list[int]:
+    """SIGKILL the SSH master connections whose sockets are in control_dir (this test's controller's own: ControlPersist
+    runs them in sessions of their own, so they are not its children), by the pid each master reports."""
+    killed = []
+    for sock in control_dir.iterdir():
+        check = subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "check", "lab-host"], capture_output=True,
+                               text=True, timeout=10)
+        found = re.search(r"Master running \(pid=(\d+)\)", check.stdout + check.stderr)
+        if found:
+            os.kill(int(found.group(1)), signal.SIGKILL)
+            killed.append(int(found.group(1)))
+    return killed
+
+
+def test_killing_the_controller_mid_switch_leaves_the_host_serving_its_new_config(provisioned, maillab, paths,
+                                                                                 tmp_path):
     node = provisioned.get(VPS)
     # A real change (one .mc value), so site.yml switches the live config on the host.
     argv = ansible_playbook.argv(paths.inventory, "site.yml", "-l", VPS, "-e", "sendmail_max_daemon_children=39")
-    controller = subprocess.Popen(argv, env=ansible_playbook.ansible_env(accelerated=False), cwd=repo_root(), start_new_session=True,
+    control_dir = tmp_path / "cp"  # the controller's SSH masters keep their sockets here, apart from anyone else's
+    control_dir.mkdir()
+    env = {**ansible_playbook.ansible_env(accelerated=False), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)}
+    controller = subprocess.Popen(argv, env=env, cwd=repo_root(), start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         caught = until(lambda: maillab.sh(node, f"systemctl is-active {SWITCH_UNIT}")[1].strip() == "active", 600)
     finally:
-        os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers
+        os.killpg(controller.pid, signal.SIGKILL)  # ansible-playbook and its workers: the session it started
         controller.wait()
-        # and the SSH master connections (ControlPersist runs them in sessions of their own; their titles name
-        # only a socket): the remote session ends, as when the controller's machine goes away
-        subprocess.run(["pkill", "-KILL", "-f", r"^ssh: .*\[mux\]"], check=False)
+        # and its SSH master connections: the remote session ends, as when the controller's machine goes away
+        masters = kill_ssh_masters(control_dir)
+    assert masters, "the controller held no SSH master connection to kill"
     assert caught, "the switch never started on the host"
     assert until(lambda: maillab.sh(node, f"systemctl is-active {SWITCH_UNIT}")[1].strip() != "active", 120)
     state = live_state(maillab, node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -156,6 +157,43 @@ def test_the_recap_decides_who_failed_a_rescued_failure_is_not_named():
                                                                            "restart failed")]
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes started by `pid` and by its children, transitively (from /proc: each one's parent)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # it has ended
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie has ended)."""
+    alive = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+        except (OSError, IndexError):
+            pass
+    return alive
+
+
 def test_when_maillab_is_terminated_the_playbook_it_runs_is_stopped_too(tmp_path):
     (tmp_path / "pb.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n"
                                      "    - name: Long | Wait\n      ansible.builtin.command: sleep 120\n")
@@ -171,15 +209,30 @@ def test_when_maillab_is_terminated_the_playbook_it_runs_is_stopped_too(tmp_path
         " accelerated=False)\n")
     inventory(tmp_path, ["one"])
     runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    events = tmp_path / "run.events.jsonl"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and '"start"' not in (events.read_text() if events.exists() else ""):
-        time.sleep(0.1)
-    assert '"start"' in events.read_text(), "the playbook never started its task"
-    runner.send_signal(signal.SIGTERM)
-    assert runner.wait(timeout=30) == 128 + signal.SIGTERM
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert str(tmp_path / "pb.yml") not in ps and "sleep 120" not in ps
+    tree: set[int] = set()
+    try:
+        # The playbook's task runs: its `sleep 120` is among the runner's own descendants (ansible-playbook, its
+        # worker, the module).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tree |= descendants(runner.pid)
+            if any(cmdline(p) == b"sleep\x00120\x00" for p in running(tree)):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the playbook never started its task")
+        runner.send_signal(signal.SIGTERM)
+        assert runner.wait(timeout=30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10  # the playbook's processes end after the runner's own exit
+        while running(tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert running(tree) == set(), "processes of the playbook outlived maillab"
+    finally:  # whatever failed above: end what this test started, by pid, and nothing else
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        for pid in running(tree):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_phase_line_names_its_longest_task_when_it_took_long():
