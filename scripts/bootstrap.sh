@@ -26,6 +26,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   echo "$want" > "$stamp"
 fi
+# fail2ban's own fail2ban-regex checks the roles' filters in the unit tests: Debian's package, fetched from this host's
+# apt mirror and unpacked (not installed) into the lab's cache once, here, so that the tests need no network.
+f2b=.lab/cache/fail2ban
+if [ ! -x "$f2b/tree/usr/bin/fail2ban-regex" ] && command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null; then
+  mkdir -p "$f2b"
+  if ! (cd "$f2b" && apt-get download -q fail2ban >/dev/null 2>&1); then
+    # A new machine has no package lists yet: root can fetch them.
+    [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && (cd "$f2b" && apt-get download -q fail2ban >/dev/null 2>&1)
+  fi
+  deb=$(ls "$f2b"/fail2ban_*.deb 2>/dev/null | tail -n 1)
+  if [ -n "$deb" ]; then
+    rm -rf "$f2b/tree" && dpkg-deb -x "$deb" "$f2b/tree"
+  else
+    echo "bootstrap: warning: could not fetch Debian's fail2ban package (apt-get download fail2ban): the unit tests of" \
+         "the fail2ban filters will say so" >&2
+  fi
+fi
 # This checkout is the Ansible collection sendmail_fleet.mail: ansible.cfg's collections_path finds it here.
 link=.collections/ansible_collections/sendmail_fleet/mail
 if [ "$(readlink "$link" 2>/dev/null)" != "../../.." ]; then
