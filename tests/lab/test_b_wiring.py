@@ -25,10 +25,10 @@ DEPLOY = ("sendmail : Deploy | Build with m4, check with sendmail, switch and ve
 
 def tasks_run(output: str) -> list[str]:
     """'role : name' of every task that ran or was skipped, in order; left out are fact gathering, the roles'
-    argument checks, the platform check, the check of the mail settings to publish and the variant's resolution
-    (tag always: every other task depends on them)."""
+    argument checks, the platform check, the check of the mail settings to publish, the accounts' password check
+    and the variant's resolution (tag always: every other task depends on them)."""
     always = ("Gathering Facts", "Validating arguments", " : Init | ", " : Table | ", "Mail host | A supported platform",
-              "Mail host | The mail settings to publish")
+              "Mail host | The mail settings to publish", "Users | Every present account has a real password")
     return [t for t in re.findall(r"^TASK \[(.+?)\] \*+$", output, re.M) if not any(a in t for a in always)]
 
 
