@@ -58,7 +58,9 @@ class Smtp:
         return self.last["code"]
 
     def summary(self) -> str:
-        return " / ".join(f"{s['step']} {s['code']}" for s in self.raw["steps"])
+        """Each step and its reply code; a step with no reply (an error, a time-out, a hang-up) says what happened."""
+        return " / ".join(f"{s['step']} {s['code']}" + (f" ({s.get('text', '')[:120]})" if not s["code"] else "")
+                          for s in self.raw["steps"])
 
 
 @dataclass
