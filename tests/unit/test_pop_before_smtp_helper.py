@@ -421,3 +421,129 @@ def test_cli_revoke_says_what_it_did_and_refuses_a_bad_address(tmp_path, fake_ma
     assert out == ["192.0.2.9 may no longer relay", "192.0.2.9 had no live entry: nothing to revoke"]
     assert pbs.main(["--config", str(cfg), "list", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
     assert pbs.main(["--config", str(cfg), "revoke", "not-an-address"]) == 2
+
+
+# -- grace mode: a login no longer opens relay, except for an excepted mailbox or network ------------------------
+DAY = 86400.0
+NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+def grace_map(rmap: pbs.RelayMap) -> dict[str, str]:
+    path = Path(f"{rmap.grace_map}.db")
+    return dict(line.split("\t") for line in path.read_text().splitlines()) if path.exists() else {}
+
+
+@pytest.fixture
+def grace(tmp_path: Path, fake_makemap: str) -> pbs.RelayMap:
+    return pbs.RelayMap(tmp_path / "state" / "clients", tmp_path / "drac", 60, makemap_user="", makemap=fake_makemap,
+                        mode="grace", grace_map=tmp_path / "grace", exceptions=tmp_path / "exceptions")
+
+
+def exceptions(rmap: pbs.RelayMap, text: str) -> None:
+    Path(rmap.exceptions_file).write_text(text)
+
+
+def test_in_grace_a_login_puts_its_address_in_the_grace_map_with_the_mailbox_and_opens_no_relay(grace):
+    grace.record("198.51.100.1", "alice", now=NOW)
+    assert grace.outcome == "grace"
+    assert db(grace) == {} and grace_map(grace) == {"198.51.100.1": "alice"}
+
+
+def test_in_grace_an_excepted_mailbox_relays_until_its_end_date(grace):
+    exceptions(grace, "mailbox bob 2027-01-31\n")
+    grace.record("198.51.100.2", "bob", now=NOW)
+    assert grace.outcome == "relay until 2027-01-31"
+    assert db(grace) == {"198.51.100.2": "OK"} and grace_map(grace) == {}
+
+
+def test_an_exception_ends_on_its_date_at_the_next_expiry_with_no_other_change(grace):
+    exceptions(grace, "mailbox bob 2027-01-15\n")  # the last day it counts is today
+    grace.window = 3 * DAY
+    grace.record("198.51.100.2", "bob", now=NOW)
+    assert db(grace) == {"198.51.100.2": "OK"}
+    assert grace.expire(now=NOW + 0.5 * DAY) == 0 and db(grace) == {"198.51.100.2": "OK"}  # still the 15th
+    assert grace.expire(now=NOW + DAY) == 0  # the 16th: the window is still open, the exception is over
+    assert db(grace) == {} and grace_map(grace) == {"198.51.100.2": "bob"}
+
+
+def test_a_network_exception_covers_every_mailbox_inside_it_and_nothing_outside(grace):
+    exceptions(grace, "network 203.0.113.0/24 2027-12-31\nnetwork 2001:db8::/64 2027-12-31\n")
+    grace.record("203.0.113.77", "carol", now=NOW)
+    grace.record("2001:db8::9", "dave", now=NOW)
+    grace.record("203.0.114.1", "erin", now=NOW)
+    assert set(db(grace)) == {"203.0.113.77", "IPv6:2001:db8:0:0:0:0:0:9"}
+    assert grace_map(grace) == {"203.0.114.1": "erin"}
+
+
+def test_behind_one_address_an_excepted_mailbox_keeps_the_address_relaying_whoever_logs_in_after_it(grace):
+    exceptions(grace, "mailbox bob 2027-12-31\n")
+    grace.record("198.51.100.9", "bob", now=NOW)
+    grace.record("198.51.100.9", "alice", now=NOW + 10)  # a colleague behind the same NAT address
+    assert db(grace) == {"198.51.100.9": "OK"} and grace_map(grace) == {}
+    assert grace.expire(now=NOW + 30) == 0 and db(grace) == {"198.51.100.9": "OK"}
+    assert grace.expire(now=NOW + 65) == 0 and grace_map(grace) == {"198.51.100.9": "alice"}  # bob's login is old
+
+
+def test_granting_or_revoking_an_exception_on_the_host_counts_at_once(grace):
+    grace.record("198.51.100.3", "alice", now=NOW)
+    assert grace.set_exception("mailbox", "alice", "2027-06-30", now=NOW + 1)
+    assert db(grace) == {"198.51.100.3": "OK"} and grace_map(grace) == {}
+    assert grace.set_exception("mailbox", "alice", None, now=NOW + 2)
+    assert db(grace) == {} and grace_map(grace) == {"198.51.100.3": "alice"}
+    assert not grace.set_exception("mailbox", "alice", None, now=NOW + 3)  # nothing to revoke
+
+
+@pytest.mark.parametrize("line", ["mailbox bob 2027-02-30", "mailbox bob someday", "network 300.1.2.3/8 2027-12-31",
+                                  "group staff 2027-12-31", "mailbox bob", "mailbox b\u00adob 2027-12-31"])
+def test_an_exception_line_that_cannot_be_read_grants_nothing_and_is_said(grace, capsys, line):
+    exceptions(grace, line + "\n")
+    grace.record("198.51.100.4", "bob", now=NOW)
+    assert db(grace) == {} and grace_map(grace) == {"198.51.100.4": "bob"}
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_a_repeat_login_in_grace_only_appends_and_a_new_address_rebuilds(grace):
+    grace.record("198.51.100.5", "alice", now=NOW)
+    calls = len(makemap_calls(grace))
+    grace.record("198.51.100.5", "alice", now=NOW + 5)
+    assert len(makemap_calls(grace)) == calls
+    grace.record("198.51.100.6", "alice", now=NOW + 6)
+    assert len(makemap_calls(grace)) > calls and set(grace_map(grace)) == {"198.51.100.5", "198.51.100.6"}
+
+
+def test_a_grace_map_that_cannot_be_rebuilt_fails_closed_with_the_relay_map(grace, monkeypatch):
+    monkeypatch.setattr(pbs, "_log", lambda message, err=False: None)
+    exceptions(grace, "mailbox bob 2027-12-31\n")
+    grace.record("198.51.100.7", "bob", now=NOW)
+    grace.record("198.51.100.8", "alice", now=NOW)
+    grace.makemap = "/bin/false"
+    with pytest.raises(RuntimeError):
+        grace.expire(now=NOW + 61)
+    assert not Path(f"{grace.map}.db").exists() and not Path(f"{grace.grace_map}.db").exists()
+
+
+def test_in_grant_mode_exceptions_do_not_matter_and_no_grace_map_is_written(rmap):
+    rmap.record("198.51.100.9", "alice", now=NOW)
+    assert rmap.outcome == "relay" and db(rmap) == {"198.51.100.9": "OK"}
+    assert not Path(f"{rmap.grace_map}.db").exists()
+
+
+def test_cli_exceptions_grant_list_revoke_and_list_shows_what_each_address_gets(tmp_path, fake_makemap, capsys):
+    cfg = tmp_path / "cfg"
+    cfg.write_text(f"STATE={tmp_path}/st/clients\nMAP={tmp_path}/drac\nWINDOW=600\nMAKEMAP_USER=\n"
+                   f"MAKEMAP={fake_makemap}\nMODE=grace\nGRACE_MAP={tmp_path}/grace\nEXCEPTIONS={tmp_path}/ex/list\n")
+    run = ["--config", str(cfg)]
+    assert pbs.main([*run, "record", "--user", "alice", "192.0.2.10"]) == 0
+    assert pbs.main([*run, "record", "--user", "bob", "192.0.2.11"]) == 0
+    assert pbs.main([*run, "exceptions", "grant", "--mailbox", "bob", "--until", "2099-12-31"]) == 0
+    assert "bob may relay by POP-before-SMTP until 2099-12-31" in capsys.readouterr().out
+    assert pbs.main([*run, "list", "--json"]) == 0
+    gets = {e["user"]: e["gets"] for e in json.loads(capsys.readouterr().out)}
+    assert gets == {"alice": "grace", "bob": "relay"}
+    assert pbs.main([*run, "exceptions", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"kind": "mailbox", "value": "bob", "until": "2099-12-31",
+                                                    "active": True}]
+    assert pbs.main([*run, "exceptions", "revoke", "--mailbox", "bob"]) == 0
+    assert pbs.main([*run, "exceptions", "grant", "--network", "192.0.2.0/24"]) == 2  # no --until
+    assert pbs.main([*run, "exceptions", "grant", "--mailbox", "bob", "--until", "31.12.2099"]) == 2
+    assert "is not a date" in capsys.readouterr().err

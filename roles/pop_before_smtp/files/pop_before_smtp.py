@@ -3,8 +3,15 @@
 
 dovecot's POP3 post-login hook calls `record IP --user USER` after every successful login; a systemd
 timer calls `expire`; an admin may `revoke IP` to end an address's window at once. Entries live in an
-append-only text file (address, epoch seconds, user; the newest line for an address wins). A lock file
-serialises concurrent logins, expiry and revocation.
+append-only text file (address, epoch seconds, user; per address the newest line decides its window, and each
+mailbox's newest login from it is kept). A lock file serialises concurrent logins, expiry and revocation.
+
+In grace mode (MODE=grace, the migration's grace phase) a POP3 login no longer opens relay by itself: only an
+address where an excepted mailbox logged in, or one inside an excepted network, goes into the relay map; every
+other logged-in address goes into the grace map (address -> mailbox), and sendmail answers its relay attempts
+with a temporary 450 4.7.1 that names the help page. Exceptions (EXCEPTIONS: "mailbox NAME UNTIL" or "network CIDR
+UNTIL" lines, UNTIL a date, inclusive, UTC) are read at every login and every expiry, so one ends on its date
+with no other change; `exceptions` lists, grants and revokes them.
 
 A login costs little however many clients are live: an address that already has a live entry only gets
 a line appended (its key is in the map already); a new address is added to the hash map in place with
@@ -41,7 +48,11 @@ DEFAULTS = {
     "WINDOW": "1800",
     "MAKEMAP_USER": "smmta",
     "MAKEMAP": "/usr/sbin/makemap",
+    "MODE": "grant",
+    "GRACE_MAP": "/etc/mail/pop-before-smtp-grace",
+    "EXCEPTIONS": "/etc/pop-before-smtp/exceptions",
 }
+GRANT, GRACE = "grant", "grace"
 CONFIG = "/etc/default/pop-before-smtp"
 # Seconds an entry may lie in the future (clock steps); anything later is a forged or broken entry: not live.
 FUTURE_SLACK = 5.0
@@ -50,12 +61,20 @@ FAILED = "map-failed"  # beside the entries: why the map could not be rebuilt, w
 
 
 class Entry:
-    """One client address (normalised: dotted IPv4, or compressed IPv6), when it logged in, and who."""
+    """One client address (normalised: dotted IPv4, or compressed IPv6), when it last logged in and who, and each
+    mailbox's newest login from it (`logins`: several mailboxes behind one address, an office's NAT)."""
 
-    __slots__ = ("address", "seen", "user")
+    __slots__ = ("address", "seen", "user", "logins")
 
-    def __init__(self, address: str, seen: float, user: str) -> None:
+    def __init__(self, address: str, seen: float, user: str, logins: dict[str, float] | None = None) -> None:
         self.address, self.seen, self.user = address, seen, user
+        self.logins = {user: seen} if logins is None else logins
+
+    def add(self, seen: float, user: str) -> None:
+        if seen > self.logins.get(user, float("-inf")):
+            self.logins[user] = seen
+        if seen > self.seen:
+            self.seen, self.user = seen, user
 
 
 def normalise(text: str) -> str:
@@ -90,8 +109,10 @@ def parse_state(text: str) -> tuple[dict[str, Entry], int]:
             bad += 1
             continue
         old = entries.get(address)
-        if old is None or seen > old.seen:
+        if old is None:
             entries[address] = Entry(address, seen, user)
+        else:
+            old.add(seen, user)
     return entries, bad
 
 
@@ -101,13 +122,99 @@ def safe_user(user: str) -> str:
 
 
 def format_state(entries: dict[str, Entry]) -> str:
+    """One line per address and mailbox (its newest login), oldest first: the address's newest line is last."""
     rows = sorted(entries.values(), key=lambda e: e.address)
-    return "".join(f"{e.address}\t{e.seen:.3f}\t{safe_user(e.user)}\n" for e in rows)
+    return "".join(f"{e.address}\t{seen:.3f}\t{safe_user(user)}\n" for e in rows
+                   for user, seen in sorted(e.logins.items(), key=lambda kv: kv[1]))
+
+
+def _live_time(now: float, seen: float, window: float) -> bool:
+    return -FUTURE_SLACK <= now - seen < window
 
 
 def live(entries: dict[str, Entry], now: float, window: float) -> dict[str, Entry]:
-    """Entries inside the window; one dated in the future (beyond FUTURE_SLACK) is never live."""
-    return {k: e for k, e in entries.items() if -FUTURE_SLACK <= now - e.seen < window}
+    """Entries inside the window (with only their mailboxes' logins inside it); one dated in the future (beyond
+    FUTURE_SLACK) is never live."""
+    out = {}
+    for k, e in entries.items():
+        logins = {u: t for u, t in e.logins.items() if _live_time(now, t, window)}
+        if logins and _live_time(now, e.seen, window):
+            out[k] = Entry(e.address, e.seen, e.user, logins)
+    return out
+
+
+# -- exceptions (grace mode) ------------------------------------------------------------------------------------
+
+def _is_date(text: str) -> bool:
+    """YYYY-MM-DD naming a day of the calendar (no import: a login reads the exceptions too)."""
+    parts = text.split("-")
+    if len(text) != 10 or len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return False
+    year, month, day = (int(p) for p in parts)
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    return 1 <= month <= 12 and 1 <= day <= days[month - 1]
+
+
+class Exception_:
+    """An exception to the grace phase: a mailbox, or a network (an office behind one address), that keeps relaying
+    by POP-before-SMTP through `until` (a date, YYYY-MM-DD, inclusive, UTC)."""
+
+    __slots__ = ("kind", "value", "until", "network")
+
+    def __init__(self, kind: str, value: str, until: str) -> None:
+        if kind not in ("mailbox", "network"):
+            raise ValueError(f"{kind!r} is neither mailbox nor network")
+        if not _is_date(until):
+            raise ValueError(f"{until!r} is not a date (YYYY-MM-DD)")
+        self.kind, self.value, self.until = kind, value, until
+        self.network = ipaddress.ip_network(value, strict=False) if kind == "network" else None
+        if kind == "mailbox" and (not value or safe_user(value) != value or " " in value):
+            raise ValueError(f"{value!r} is not a mailbox name")
+
+    def active(self, now: float) -> bool:
+        return time.strftime("%Y-%m-%d", time.gmtime(now)) <= self.until
+
+    def covers(self, user: str, address: str) -> bool:
+        if self.network is not None:
+            addr = ipaddress.ip_address(address)
+            return addr.version == self.network.version and addr in self.network
+        return user == self.value
+
+    def line(self) -> str:
+        return f"{self.kind} {self.value} {self.until}\n"
+
+
+def parse_exceptions(text: str) -> tuple[list[Exception_], list[str]]:
+    """The exceptions of an EXCEPTIONS file, and the lines it could not read (each with why)."""
+    found, bad = [], []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            kind, value, until = line.split()
+            found.append(Exception_(kind, value, until))
+        except ValueError as exc:
+            bad.append(f"{line.strip()!r}: {exc}")
+    return found, bad
+
+
+def excepted(entry: Entry, exceptions: list[Exception_], now: float) -> str | None:
+    """The end date of the exception that covers one of the address's live logins, None when none does."""
+    for ex in exceptions:
+        if ex.active(now) and any(ex.covers(user, entry.address) for user in entry.logins):
+            return ex.until
+    return None
+
+
+def categorize(entries: dict[str, Entry], exceptions: list[Exception_], now: float,
+               mode: str) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """The live entries split into those whose address may relay (the relay map) and those that get the grace
+    phase's temporary refusal (the grace map). In grant mode every live entry relays."""
+    if mode != GRACE:
+        return entries, {}
+    relay = {a: e for a, e in entries.items() if excepted(e, exceptions, now)}
+    return relay, {a: e for a, e in entries.items() if a not in relay}
 
 
 class _Lock:
@@ -204,9 +311,15 @@ def _spawn(argv: list[str], stdin: str, user: str, stdout: str = "") -> tuple[in
 
 class RelayMap:
     def __init__(self, state: str | os.PathLike, map_path: str | os.PathLike, window: float,
-                 makemap_user: str = "smmta", makemap: str = "/usr/sbin/makemap") -> None:
+                 makemap_user: str = "smmta", makemap: str = "/usr/sbin/makemap", mode: str = GRANT,
+                 grace_map: str | os.PathLike = DEFAULTS["GRACE_MAP"],
+                 exceptions: str | os.PathLike = DEFAULTS["EXCEPTIONS"]) -> None:
+        if mode not in (GRANT, GRACE):
+            raise ValueError(f"MODE={mode!r}: use {GRANT} or {GRACE}")
         self.state, self.map, self.window = os.fspath(state), os.fspath(map_path), window
-        self.makemap_user, self.makemap = makemap_user, makemap
+        self.makemap_user, self.makemap, self.mode = makemap_user, makemap, mode
+        self.grace_map, self.exceptions_file = os.fspath(grace_map), os.fspath(exceptions)
+        self.outcome = ""  # what the last record() gave its address
 
     def locked(self) -> _Lock:
         os.makedirs(os.path.dirname(self.state) or ".", exist_ok=True)
@@ -220,6 +333,13 @@ class RelayMap:
         if bad:
             print(f"pop-before-smtp: skipped {bad} unreadable line(s) in {self.state}", file=sys.stderr)
         return entries
+
+    def exceptions(self) -> list[Exception_]:
+        """The grace phase's exceptions; a line that cannot be read is said and grants nothing."""
+        found, bad = parse_exceptions(_read_text(self.exceptions_file))
+        for why in bad:
+            print(f"pop-before-smtp: {self.exceptions_file}: skipped {why}", file=sys.stderr)
+        return found
 
     def _newest(self, text: str, address: str) -> float | None:
         """When `address` last logged in, by a plain scan: no other line is parsed."""
@@ -255,10 +375,10 @@ class RelayMap:
         if code != 0:
             raise RuntimeError(f"makemap failed (exit {code}): {err.strip()}")
 
-    def map_keys(self) -> set[str] | None:
-        """The keys in the live .db (makemap -u dumps it; keys come lower-cased), or None when it cannot be read."""
-        out = f"{self.map}.keys.{os.urandom(8).hex()}"
-        code, err = _spawn(["/bin/sh", "-c", '"$0" -u hash "$1"', self.makemap, self.map], "", self.makemap_user,
+    def _dump(self, path: str) -> dict[str, str] | None:
+        """A live .db's keys (lower-cased, as makemap -u gives them) and values, or None when it cannot be read."""
+        out = f"{path}.keys.{os.urandom(8).hex()}"
+        code, err = _spawn(["/bin/sh", "-c", '"$0" -u hash "$1"', self.makemap, path], "", self.makemap_user,
                            stdout=out)
         try:
             text = _read_text(out)
@@ -266,18 +386,31 @@ class RelayMap:
             _unlink(out)
         if code != 0:
             return None
-        return {line.split("\t", 1)[0].lower() for line in text.splitlines() if line.strip()}
+        return dict((line.split("\t", 1) + [""])[:2] for line in text.splitlines() if line.strip())
 
-    def write_map(self, entries: dict[str, Entry]) -> None:
-        """The whole .db, built under a temporary name and renamed into place; then its text copy."""
-        source = "".join(f"{map_key(e.address)}\tOK\n" for e in sorted(entries.values(), key=lambda e: e.address))
-        tmp = _beside(self.map)
+    def map_keys(self) -> set[str] | None:
+        """The keys in the live relay .db, or None when it cannot be read."""
+        dumped = self._dump(self.map) if os.path.exists(f"{self.map}.db") else None
+        return None if dumped is None else {k.lower() for k in dumped}
+
+    def _build(self, path: str, source: str) -> None:
+        """A whole .db, built under a temporary name and renamed into place; then its text copy (root only)."""
+        tmp = _beside(path)
         try:
             self._run_makemap(source, tmp)
-            os.replace(f"{tmp}.db", f"{self.map}.db")
+            os.replace(f"{tmp}.db", f"{path}.db")
         finally:
             _unlink(f"{tmp}.db")
-        self._write_atomic(self.map, MAP_HEADER + source)
+        self._write_atomic(path, MAP_HEADER + source)
+
+    def write_map(self, entries: dict[str, Entry]) -> None:
+        """The relay map: every address of `entries` may relay."""
+        self._build(self.map, "".join(f"{map_key(a)}\tOK\n" for a in sorted(entries)))
+
+    def write_grace_map(self, entries: dict[str, Entry]) -> None:
+        """The grace map: each address to the mailbox that last logged in from it (sendmail names it in its log)."""
+        self._build(self.grace_map, "".join(f"{map_key(a)}\t{safe_user(entries[a].user).replace(' ', '_') or '-'}\n"
+                                            for a in sorted(entries)))
 
     def add_to_map(self, entry: Entry) -> None:
         """One new key, in place: makemap -o (keep the rest) -r (replace a stale copy of the key)."""
@@ -285,11 +418,14 @@ class RelayMap:
         self._run_makemap(line, self.map, "-o", "-r")
         _append(self.map, line)  # the text copy stays a faithful listing of the map
 
-    def save(self, entries: dict[str, Entry]) -> None:
-        """Map first, entries second. When the map cannot be written, it fails closed (fail_closed) and the
-        entries keep every address the old map granted, so the next rebuild that works decides again."""
+    def save(self, entries: dict[str, Entry], now: float | None = None) -> None:
+        """Maps first, entries second. When a map cannot be written, both fail closed (fail_closed) and the
+        entries keep every address the old maps held, so the next rebuild that works decides again."""
+        relay, grace = categorize(entries, self.exceptions(), time.time() if now is None else now, self.mode)
         try:
-            self.write_map(entries)
+            self.write_map(relay)
+            if self.mode == GRACE:
+                self.write_grace_map(grace)
         except (OSError, RuntimeError) as exc:
             self.fail_closed(exc)
             raise
@@ -301,11 +437,12 @@ class RelayMap:
         return os.path.join(os.path.dirname(self.state) or ".", FAILED)
 
     def fail_closed(self, why: BaseException) -> None:
-        """The map could not be rebuilt: remove the live .db, so that no address relays on a grant that should
-        have ended; log it at err and note it for `status`, even if the removal fails too (a read-only file
-        system), which the note and the log then say."""
+        """A map could not be rebuilt: remove the live .db files (relay and grace), so that no address relays on a
+        grant that should have ended; log it at err and note it for `status`, even if the removal fails too (a
+        read-only file system), which the note and the log then say."""
         try:
             _unlink(f"{self.map}.db")
+            _unlink(f"{self.grace_map}.db")
             removed, detail = True, "removed: no address may relay by POP-before-SMTP until the map is rebuilt"
         except OSError as exc:
             removed, detail = False, f"COULD NOT BE REMOVED ({exc}): addresses it holds may keep relaying"
@@ -337,13 +474,19 @@ class RelayMap:
         return {"map": "missing", "problem": "no POP-before-SMTP relay map: no address can relay by POP-before-SMTP"}
 
     def record(self, address: str, user: str = "", now: float | None = None) -> Entry:
+        """A POP3 login: the address relays for the window (grant mode, or an exception), or gets the grace phase's
+        temporary refusal; `outcome` says which ("relay", "relay until DATE" for an exception, or "grace")."""
         now = time.time() if now is None else now
         entry = Entry(normalise(address), now, safe_user(user))
         with self.locked():
+            if self.mode == GRACE:
+                self.outcome = self._record_grace(entry, now)
+                return entry
+            self.outcome = "relay"
             if not os.path.exists(f"{self.map}.db"):
                 entries = live(self.load(), now, self.window)
                 entries[entry.address] = entry
-                self.save(entries)
+                self.save(entries, now)
                 return entry
             newest = self._newest(self._read(), entry.address)
             if newest is None or not -FUTURE_SLACK <= now - newest < self.window:
@@ -351,9 +494,28 @@ class RelayMap:
             _append(self.state, format_state({entry.address: entry}))
         return entry
 
+    def _record_grace(self, entry: Entry, now: float) -> str:
+        """Grace mode: the maps are rebuilt whenever the login changes what its address gets (new, or an excepted
+        mailbox or network); a repeat login that changes nothing only appends its line."""
+        entries = live(self.load(), now, self.window)
+        exceptions = self.exceptions()
+        before = entries.get(entry.address)
+        got_before = None if before is None else (GRACE if excepted(before, exceptions, now) is None else "relay")
+        merged = Entry(entry.address, entry.seen, entry.user, {**(before.logins if before else {}), entry.user: now})
+        until = excepted(merged, exceptions, now)
+        got = GRACE if until is None else "relay"
+        current = before is not None and before.user == entry.user
+        if got != got_before or not current or not os.path.exists(f"{self.grace_map}.db"):
+            entries[entry.address] = merged
+            self.save(entries, now)
+        else:
+            _append(self.state, format_state({entry.address: entry}))
+        return got if until is None else f"relay until {until}"
+
     def expire(self, now: float | None = None) -> int:
-        """Drop entries older than the window; rebuild the map whenever its keys are not exactly the live
-        entries' (a crash between map and entries, a hand edit); compact the entries file when it holds repeats."""
+        """Drop entries older than the window; rebuild the maps whenever they are not exactly what the live entries
+        and the exceptions (one that has ended, one that was added) make them (a crash between map and entries, a
+        hand edit); compact the entries file when it holds repeats."""
         now = time.time() if now is None else now
         with self.locked():
             text = self._read()
@@ -361,30 +523,56 @@ class RelayMap:
             kept = live(entries, now, self.window)
             dropped = len(entries) - len(kept)
             lines = sum(1 for line in text.splitlines() if line.strip())
-            in_map = self.map_keys() if os.path.exists(f"{self.map}.db") else None
-            if dropped or in_map != {map_key(a).lower() for a in kept}:
-                self.save(kept)
-            elif lines > len(kept):
+            relay, grace = categorize(kept, self.exceptions(), now, self.mode)
+            stale = self.map_keys() != {map_key(a).lower() for a in relay}
+            if self.mode == GRACE and not stale:
+                dumped = self._dump(self.grace_map) if os.path.exists(f"{self.grace_map}.db") else None
+                stale = dumped is None or set(dumped) != {map_key(a).lower() for a in grace}
+            if dropped or stale:
+                self.save(kept, now)
+            elif lines > sum(len(e.logins) for e in kept.values()):
                 self._write_atomic(self.state, format_state(kept))
         return dropped
 
     def revoke(self, address: str, now: float | None = None) -> bool:
         """Stop `address` relaying now, before its window ends (a client machine that was taken over, a user
-        moved to SMTP-Auth): its entries are dropped and the map rebuilt without it. True if it was live.
+        moved to SMTP-Auth): its entries are dropped and the maps rebuilt without it. True if it was live.
         A new POP3 login from the address opens a new window, as any login does."""
         now = time.time() if now is None else now
         target = normalise(address)
         with self.locked():
             kept = live(self.load(), now, self.window)
             was_live = kept.pop(target, None) is not None
-            self.save(kept)
+            self.save(kept, now)
         return was_live
 
     def rebuild(self) -> int:
+        now = time.time()
         with self.locked():
-            entries = live(self.load(), time.time(), self.window)
-            self.save(entries)
+            entries = live(self.load(), now, self.window)
+            self.save(entries, now)
         return len(entries)
+
+    def set_exception(self, kind: str, value: str, until: str | None, now: float | None = None) -> bool:
+        """Add or replace the exception for a mailbox or a network (until None: remove it), then rebuild the maps
+        so that it counts at once. True when the file changed."""
+        now = time.time() if now is None else now
+        new = Exception_(kind, value, until) if until is not None else None
+        with self.locked():
+            kept, _ = parse_exceptions(_read_text(self.exceptions_file))
+            others = [e for e in kept if not (e.kind == kind and e.value == value)]
+            changed = len(others) != len(kept) or new is not None
+            if changed:
+                os.makedirs(os.path.dirname(self.exceptions_file) or ".", exist_ok=True)
+                self._write_atomic(self.exceptions_file, EXCEPTIONS_HEADER
+                                   + "".join(e.line() for e in [*others, *([new] if new else [])]))
+                self.save(live(self.load(), now, self.window), now)
+        return changed
+
+
+EXCEPTIONS_HEADER = ("# pop-before-smtp exceptions: KIND VALUE UNTIL (mailbox NAME or network CIDR, until a date, "
+                     "inclusive, UTC).\n# site.yml writes this file from pop_before_smtp_exceptions; "
+                     "`pop-before-smtp exceptions` changes it on the host.\n")
 
 
 def read_config(path: str) -> dict[str, str]:
@@ -414,6 +602,10 @@ class _Args:
         self.map: str | None = None
         self.window: float | None = None
         self.json = False
+        self.action = ""
+        self.mailbox: str | None = None
+        self.network: str | None = None
+        self.until: str | None = None
 
 
 def _hook_call(argv: list[str]) -> _Args | None:
@@ -443,6 +635,13 @@ def parse_args(argv: list[str]) -> _Args:
     ls.add_argument("--json", action="store_true")
     st = sub.add_parser("status", help="is the map in service (ok), failed closed (failed) or never built (missing)")
     st.add_argument("--json", action="store_true")
+    ex = sub.add_parser("exceptions", help="the grace phase's exceptions: list, grant or revoke one")
+    ex.add_argument("action", choices=("list", "grant", "revoke"))
+    who = ex.add_mutually_exclusive_group()
+    who.add_argument("--mailbox", help="grant/revoke: a mailbox (login) name")
+    who.add_argument("--network", help="grant/revoke: an address or network (CIDR), an office behind one address")
+    ex.add_argument("--until", help="grant: the last day it counts (YYYY-MM-DD, UTC)")
+    ex.add_argument("--json", action="store_true")
     args = _Args("")
     p.parse_args(argv, namespace=args)
     return args
@@ -452,12 +651,18 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _hook_call(argv) or parse_args(argv)
     cfg = read_config(args.config)
-    rmap = RelayMap(args.state or cfg["STATE"], args.map or cfg["MAP"],
-                    args.window or float(cfg["WINDOW"]), cfg["MAKEMAP_USER"], cfg["MAKEMAP"])
     try:
+        rmap = RelayMap(args.state or cfg["STATE"], args.map or cfg["MAP"], args.window or float(cfg["WINDOW"]),
+                        cfg["MAKEMAP_USER"], cfg["MAKEMAP"], cfg["MODE"], cfg["GRACE_MAP"], cfg["EXCEPTIONS"])
         if args.cmd == "record":
             entry = rmap.record(args.address, args.user)
-            _log(f"relay granted to {entry.address} for user={entry.user or '-'} window={rmap.window:.0f}s")
+            if rmap.outcome == GRACE:
+                # The grace phase's refusal is logged by sendmail at each relay attempt (with the mailbox name).
+                _log(f"grace: user={entry.user or '-'} logged in from {entry.address}: relay refused temporarily "
+                     "(SMTP-Auth needed)")
+            else:
+                _log(f"relay granted to {entry.address} for user={entry.user or '-'} window={rmap.window:.0f}s"
+                     + (f" (excepted {rmap.outcome.removeprefix('relay ')})" if rmap.outcome != "relay" else ""))
         elif args.cmd == "expire":
             dropped = rmap.expire()
             if dropped:
@@ -471,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{address} had no live entry: nothing to revoke")
         elif args.cmd == "rebuild":
             print(f"{rmap.rebuild()} live address(es) in {rmap.map}.db")
+        elif args.cmd == "exceptions":
+            return _exceptions(rmap, args)
         elif args.cmd == "status":
             state = rmap.status()
             if args.json:
@@ -483,20 +690,55 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"map {state['map']}: {rmap.map}.db")
         else:
             now = time.time()
-            entries = sorted(live(rmap.load(), now, rmap.window).values(), key=lambda e: e.seen)
+            current = live(rmap.load(), now, rmap.window)
+            relay, _ = categorize(current, rmap.exceptions(), now, rmap.mode)
+            entries = sorted(current.values(), key=lambda e: e.seen)
             if args.json:
                 import json
                 print(json.dumps([{"address": e.address, "user": e.user, "seen": e.seen,
+                                   "gets": "relay" if e.address in relay else GRACE,
                                    "expires_in": round(rmap.window - (now - e.seen))} for e in entries]))
             else:
                 for e in entries:
-                    print(f"{e.address:39} {e.user or '-':16} expires in {rmap.window - (now - e.seen):5.0f}s")
+                    gets = "relay" if e.address in relay else "grace: 450"
+                    print(f"{e.address:39} {e.user or '-':16} {gets:10} expires in "
+                          f"{rmap.window - (now - e.seen):5.0f}s")
     except ValueError as exc:
         print(f"pop-before-smtp: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, RuntimeError) as exc:
         print(f"pop-before-smtp: error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _exceptions(rmap: RelayMap, args: _Args) -> int:
+    """`exceptions list|grant|revoke`: the grace phase's exceptions on this host (site.yml writes the inventory's
+    list again at its next run)."""
+    if args.action == "list":
+        now = time.time()
+        found = rmap.exceptions()
+        if args.json:
+            import json
+            print(json.dumps([{"kind": e.kind, "value": e.value, "until": e.until, "active": e.active(now)}
+                              for e in found]))
+        for e in found if not args.json else []:
+            print(f"{e.kind:8} {e.value:39} until {e.until}{'' if e.active(now) else ' (ended)'}")
+        return 0
+    kind, value = ("mailbox", args.mailbox) if args.mailbox else ("network", args.network)
+    if not value:
+        raise ValueError("name a --mailbox or a --network")
+    if args.action == "grant":
+        if not args.until:
+            raise ValueError("grant needs --until YYYY-MM-DD (the last day the exception counts)")
+        rmap.set_exception(kind, value, args.until)
+        _log(f"exception granted: {kind} {value} until {args.until}")
+        print(f"{kind} {value} may relay by POP-before-SMTP until {args.until} (inclusive, UTC)")
+    elif rmap.set_exception(kind, value, None):
+        _log(f"exception revoked: {kind} {value}")
+        print(f"{kind} {value}: exception revoked")
+    else:
+        print(f"{kind} {value} had no exception: nothing to revoke")
     return 0
 
 
