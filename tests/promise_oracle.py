@@ -8,7 +8,10 @@ The features and what they mean to a client:
                    a wrong password and an unknown user get the same 535; with saslauthd down, AUTH gets 454.
   no smtp_auth     no mechanism is offered, AUTH gets 503 (not offered), nothing listens on 465, and 587 takes MAIL
                    but refuses the relay (550).
-  pop_before_smtp  a good POP3 login opens relay from that client's address (250) for the window, then it closes.
+  pop_before_smtp  a good POP3 login opens relay from that client's address (250) for the window, then it closes;
+                   on 587 too where no SMTP-Auth is required there (the legacy variant).
+  pop_before_smtp_grace  the grace phase: a good POP3 login gets a temporary refusal (450) on 25 and on 587, for the
+                   window, unless the mailbox is excepted (then it relays, 250); after the window, the usual 550.
   procmail_lda     procmail delivers, so a user's ~/.procmailrc recipe files the message in its folder.
 Every variant: local mail is delivered (250), an unknown user and unauthenticated relay are refused (550), a failed
 POP3 login and a client that never logged in open nothing (550). "-" where the check needs a feature the variant
@@ -28,6 +31,7 @@ def expected(features: Iterable[str], check: str) -> str:
     oracle does not know: a new check needs its meaning written here too."""
     f = set(features)
     auth, pop, procmail = "smtp_auth" in f, "pop_before_smtp" in f, "procmail_lda" in f
+    grace = "pop_before_smtp_grace" in f
     return {
         "local mail": "250",
         "unknown user": "550",
@@ -40,9 +44,11 @@ def expected(features: Iterable[str], check: str) -> str:
         "465 AUTH relay": "235" if auth else "closed",
         "bad/unknown AUTH": "535/535" if auth else "-",
         "bad POP login": "550",
-        "POP login relay": "250" if pop else "550",
+        "POP login relay": "250" if pop else "450" if grace else "550",
+        "POP login 587": "450" if grace else "530" if auth else "250" if pop else "550",
+        "excepted POP relay": "250" if grace else "-",
         "client2 relay": "550",
-        "window expiry": "550" if pop else "-",
+        "window expiry": "550" if pop or grace else "-",
         "procmail recipe": "folder" if procmail else "inbox",
         "saslauthd down": "454" if auth else "-",
     }[check]

@@ -38,18 +38,19 @@ _value:
 """
 
 NOT_APPLICABLE = "-"
-# The checks that apply only where the variant has a feature.
-PROMISE_NEEDS: dict[str, str] = {
-    "bad/unknown AUTH": "smtp_auth",
-    "saslauthd down": "smtp_auth",
-    "window expiry": "pop_before_smtp",
+# The checks that apply only where the variant has one of these features.
+PROMISE_NEEDS: dict[str, tuple[str, ...]] = {
+    "bad/unknown AUTH": ("smtp_auth",),
+    "saslauthd down": ("smtp_auth",),
+    "window expiry": ("pop_before_smtp", "pop_before_smtp_grace"),
+    "excepted POP relay": ("pop_before_smtp_grace",),
 }
 
 
 def applies(check: str, features: set[str] | frozenset[str]) -> bool:
     """Whether the check applies to a variant with these features."""
     need = PROMISE_NEEDS.get(check)
-    return need is None or need in features
+    return need is None or bool(set(need) & set(features))
 
 
 def promises_problems(promises: Mapping[str, Mapping[str, Any]],
@@ -75,10 +76,10 @@ def promises_problems(promises: Mapping[str, Mapping[str, Any]],
             if dash and applies(check, features):
                 need = PROMISE_NEEDS.get(check)
                 problems.append(f"sendmail_promises[{name}][{check}] is '-', but "
-                                + (f"{name} has {need}" if need else "the check applies to every variant"))
+                                + (f"{name} has {' or '.join(need)}" if need else "the check applies to every variant"))
             elif not dash and not applies(check, features):
                 problems.append(f"sendmail_promises[{name}][{check}] promises {value}, but {name} has no "
-                                f"{PROMISE_NEEDS[check]}: it must be '-'")
+                                f"{' or '.join(PROMISE_NEEDS[check])}: it must be '-'")
     return problems
 
 

@@ -11,7 +11,6 @@ import yaml
 
 from . import repo_root
 
-FEATURES = ("smtp_auth", "pop_before_smtp", "procmail_lda")
 NOT_APPLICABLE = "-"
 
 
@@ -32,6 +31,25 @@ class Variant:
     @property
     def procmail_lda(self) -> bool:
         return "procmail_lda" in self.features
+
+    @property
+    def grace(self) -> bool:
+        """The migration's grace phase: a POP3 login gets a temporary refusal naming the help page."""
+        return "pop_before_smtp_grace" in self.features
+
+    @property
+    def phase(self) -> str:
+        """pop-before-smtp, grace or auth-only (the collection's variant_table filter says which)."""
+        from .collection import filter_plugin
+
+        return filter_plugin("variant_table").relay_phase(self.features)
+
+
+def features() -> tuple[str, ...]:
+    """Every feature a variant may have (the collection's variant_table filter holds the list)."""
+    from .collection import filter_plugin
+
+    return tuple(filter_plugin("variant_table").FEATURES)
 
 
 @cache

@@ -15,7 +15,9 @@ def render(variant: str, **overrides) -> str:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
                              undefined=jinja2.StrictUndefined)
+    grace_text = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_grace_text"]
     ctx = {**defaults, "sendmail_fqdn": "mail.example.test", "ansible_managed": "managed",
+           "__sendmail_grace_text": env.from_string(grace_text).render({**defaults, **overrides}),
            "__sendmail_render_features": sorted(all_variants()[variant].features),
            "__sendmail_render_variant": variant,
            "__sendmail_uses_probe": True,  # vars/main.yml: MSA on, probe on, saslauthd backend
@@ -26,9 +28,9 @@ def render(variant: str, **overrides) -> str:
 VARIANTS = list(all_variants())
 
 
-def test_the_five_provider_variants_exist():
+def test_the_five_provider_variants_and_their_grace_phases_exist():
     assert set(VARIANTS) == {"pop-before-smtp", "default", "default-auth-only", "default-procmail-lda",
-                             "default-procmail-lda-auth-only"}
+                             "default-procmail-lda-auth-only", "default-grace", "default-procmail-lda-grace"}
 
 
 def test_argument_spec_names_every_variant_of_the_table_and_the_feature_choices():
@@ -74,7 +76,11 @@ def test_smtp_auth_adds_mechanisms_tls_only_and_an_msa_that_requires_auth(varian
         assert "define(`confAUTH_MECHANISMS', `PLAIN LOGIN')" in mc
         assert "TRUST_AUTH_MECH(`PLAIN LOGIN')" in mc
         assert "define(`confAUTH_OPTIONS', `A p y')" in mc
-        assert "Port=submission, M=Ea'" in mc
+        if all_variants()[variant].grace:  # AUTH required by a rule, so that a POP3 user hears the grace refusal
+            assert "Port=submission, M=E'" in mc
+            assert 'R$* $| <msa> <none>\t$#error $@ 5.7.0 $: "530 5.7.0 Authentication required"' in mc
+        else:
+            assert "Port=submission, M=Ea'" in mc
     else:
         assert "define(`confAUTH_MECHANISMS', `')" in mc
         assert "TRUST_AUTH_MECH" not in mc and "M=Ea" not in mc
@@ -84,8 +90,24 @@ def test_smtp_auth_adds_mechanisms_tls_only_and_an_msa_that_requires_auth(varian
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pop_before_smtp_adds_the_drac_map_only_where_wanted(variant):
+    """The grace phase keeps the map for the excepted mailboxes and networks; auth-only variants have none."""
     mc = render(variant)
-    assert ("FEATURE(`drac', `hash -o /etc/mail/drac')" in mc) == all_variants()[variant].pop_before_smtp
+    v = all_variants()[variant]
+    assert ("FEATURE(`drac', `hash -o /etc/mail/drac')" in mc) == (v.pop_before_smtp or v.grace)
+    assert ("Kpop_grace hash -o /etc/mail/pop-before-smtp-grace" in mc) == v.grace
+
+
+def test_the_grace_refusal_is_temporary_names_the_help_page_and_spares_authenticated_and_local_mail():
+    mc = render("default-grace", sendmail_grace_help_url="https://autoconfig.example.test/")
+    rcpt = mc[mc.index("SLocal_check_rcpt"):mc.index("SLocal_check_mail")].splitlines()
+    assert rcpt[1] == "R$*\t$: $1 $| $&{auth_type}" and rcpt[2] == "R$* $| $+\t$@ $1"  # authenticated: untouched
+    assert "R$+ < @ $=w > $| $*\t$@ $1" in rcpt  # mail for this server's own domains: untouched
+    refusal = rcpt[-1]
+    assert refusal.startswith('R$* < @ $+ > $| $*\t$#error $@ 4.7.1 $: "450 4.7.1 ')
+    assert "https://autoconfig.example.test/" in refusal and "SMTP authentication" in refusal
+    assert "https://" not in render("default-grace", sendmail_grace_help_url="")
+    for name in VARIANTS:
+        assert ("Local_check_rcpt" in render(name)) == all_variants()[name].grace
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -168,3 +190,8 @@ def test_every_listener_serves_tls_1_2_or_later_and_the_given_ciphers():
     assert "define(`confCIPHER_LIST', `ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305')" in mc
     assert "confCIPHER_LIST" not in render("default", sendmail_tls_ciphers="")  # "" keeps OpenSSL's default
     assert "ECDHE-RSA-AES128-GCM-SHA256" in render("default")  # the role's own default is the project's policy
+
+
+def test_the_roles_feature_list_is_the_variant_tables_own():
+    from sendmail_fleet.variants import features
+    assert yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_features_all"] == list(features())

@@ -1,0 +1,91 @@
+"""The variant table's rules (sendmail_variants), in one place for the sendmail role, the rollout and the lab.
+
+`variants_problems`: what is wrong with the table, one sentence per variant.
+`relay_phase`: where a set of features stands on the way off POP-before-SMTP: "pop-before-smtp" (a POP3 login opens
+relay), "grace" (a POP3 login gets a temporary refusal that names the help page; excepted mailboxes and networks
+still relay), "auth-only" (SMTP-Auth alone). The rollout moves hosts forward along it, and site.yml never moves a
+host back from where the rollout put it without the explicit override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+DOCUMENTATION = r"""
+name: variants_problems
+short_description: What is wrong with the sendmail variant table (features, auth-only and grace targets)
+options:
+  _input:
+    description: sendmail_variants (name -> features, auth_only, grace).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+problems: "{{ sendmail_variants | sendmail_fleet.mail.variants_problems }}"
+phase: "{{ sendmail_effective_features | sendmail_fleet.mail.relay_phase }}"
+"""
+
+RETURN = r"""
+_value:
+  description: One sentence per problem; empty when the table is sound.
+  type: list
+  elements: str
+"""
+
+FEATURES = ("smtp_auth", "pop_before_smtp", "pop_before_smtp_grace", "procmail_lda")
+PHASES = ("pop-before-smtp", "grace", "auth-only")
+
+
+def relay_phase(features: Iterable[str]) -> str:
+    f = set(features)
+    if "pop_before_smtp" in f:
+        return "pop-before-smtp"
+    return "grace" if "pop_before_smtp_grace" in f else "auth-only"
+
+
+def phase_rank(phase: str) -> int:
+    """How far along the way off POP-before-SMTP a phase is (0, 1, 2)."""
+    return PHASES.index(phase)
+
+
+def features_problems(features: Iterable[str]) -> list[str]:
+    """What is wrong with one set of features (a variant's, or an inventory's sendmail_features)."""
+    f = set(features)
+    why: list[str] = []
+    unknown = sorted(f - set(FEATURES))
+    if unknown:
+        why.append(f"unknown features {', '.join(unknown)} (choose from {', '.join(FEATURES)})")
+    if not f & {"smtp_auth", "pop_before_smtp"}:
+        why.append("no relay method (smtp_auth or pop_before_smtp)")
+    if {"pop_before_smtp", "pop_before_smtp_grace"} <= f:
+        why.append("pop_before_smtp and pop_before_smtp_grace at once (the grace phase replaces the first)")
+    if "pop_before_smtp_grace" in f and "smtp_auth" not in f:
+        why.append("pop_before_smtp_grace without smtp_auth (the grace phase sends users to SMTP-Auth)")
+    return why
+
+
+def variants_problems(variants: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    for name, v in variants.items():
+        why = features_problems((v or {}).get("features") or [])
+        for field, phase in (("auth_only", "auth-only"), ("grace", "grace")):
+            target = (v or {}).get(field)
+            if target is None and field == "grace":
+                continue
+            target_features = set((variants.get(target) or {}).get("features") or []) if target in variants else None
+            if target_features is None:
+                why.append(f"{field} {target!r} is not a variant of the table")
+            elif "smtp_auth" not in target_features or relay_phase(target_features) != phase:
+                why.append(f"{field} {target!r} is not {'an' if phase == 'auth-only' else 'a'} {phase} variant with "
+                           "smtp_auth")
+        if why:
+            problems.append(f"sendmail_variants[{name}]: {'; '.join(why)}")
+    return problems
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"variants_problems": variants_problems, "features_problems": features_problems,
+                "relay_phase": relay_phase, "phase_rank": phase_rank}

@@ -1,0 +1,59 @@
+"""The variant table's rules (plugins/filter/variant_table.py): the sendmail role's table check and the phase the
+rollout and the durability check read."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from sendmail_fleet import repo_root
+from sendmail_fleet.collection import filter_plugin
+
+vt = filter_plugin("variant_table")
+TABLE = yaml.safe_load((repo_root() / "roles/sendmail/defaults/main.yml").read_text())["sendmail_variants"]
+
+
+def test_the_roles_own_table_is_sound():
+    assert vt.variants_problems(TABLE) == []
+
+
+@pytest.mark.parametrize(("features", "phase"), [(["pop_before_smtp"], "pop-before-smtp"),
+                                                 (["pop_before_smtp", "smtp_auth"], "pop-before-smtp"),
+                                                 (["pop_before_smtp_grace", "smtp_auth"], "grace"),
+                                                 (["smtp_auth", "procmail_lda"], "auth-only")])
+def test_each_variant_stands_in_one_phase_of_the_way_off_pop_before_smtp(features, phase):
+    assert vt.relay_phase(features) == phase
+
+
+def test_the_phases_go_forward_from_pop_before_smtp_through_grace_to_auth_only():
+    assert [vt.phase_rank(p) for p in ("pop-before-smtp", "grace", "auth-only")] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    ({"features": ["pop_before_smtp", "uucp"]}, "unknown features uucp"),
+    ({"features": ["procmail_lda"]}, "no relay method"),
+    ({"features": ["pop_before_smtp", "pop_before_smtp_grace", "smtp_auth"]}, "at once"),
+    ({"features": ["pop_before_smtp_grace", "pop_before_smtp"]}, "at once"),
+    ({"auth_only": "default"}, "auth_only 'default' is not an auth-only variant"),
+    ({"auth_only": "nosuch"}, "auth_only 'nosuch' is not a variant of the table"),
+    ({"grace": "default-auth-only"}, "grace 'default-auth-only' is not a grace variant"),
+])
+def test_a_wrong_entry_is_named_with_what_is_wrong(edit, says):
+    table = copy.deepcopy(TABLE)
+    table["default"] = {**table["default"], **edit}
+    found = vt.variants_problems(table)
+    assert len(found) == 1 and found[0].startswith("sendmail_variants[default]: ") and says in found[0], found
+
+
+def test_grace_needs_smtp_auth():
+    table = {**copy.deepcopy(TABLE), "odd": {"features": ["pop_before_smtp_grace"], "auth_only": "default-auth-only"}}
+    assert any("pop_before_smtp_grace without smtp_auth" in p for p in vt.variants_problems(table))
+
+
+def test_an_inventorys_own_features_are_checked_by_the_same_rules():
+    assert vt.features_problems(["smtp_auth", "pop_before_smtp_grace"]) == []
+    assert vt.features_problems(["procmail_lda"]) == ["no relay method (smtp_auth or pop_before_smtp)"]
+    assert vt.features_problems(["pop_before_smtp", "pop_before_smtp_grace", "smtp_auth"]) == [
+        "pop_before_smtp and pop_before_smtp_grace at once (the grace phase replaces the first)"]
