@@ -15,6 +15,14 @@ from sendmail_fleet.progress import Progress
 from sendmail_fleet.topology import build
 
 
+@pytest.fixture(autouse=True)
+def own_inventory(tmp_path, monkeypatch):
+    """`down` removes the lab's inventory: these tests' own, never the checkout's (a lab may be up beside them)."""
+    inventory = tmp_path / "inventory" / "hosts.yml"
+    monkeypatch.setenv("MAILLAB_INVENTORY", str(inventory))
+    return inventory
+
+
 class Obj(SimpleNamespace):
     def remove(self, **_kw) -> None:
         self.removed = True
