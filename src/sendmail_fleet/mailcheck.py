@@ -181,16 +181,28 @@ class Checks:
                             rcpt=[self.carol.address], data=message(tok), **req)
         return res, tok
 
+    @property
+    def help_url(self) -> str:
+        """The help page the grace phase's refusal names (the mail_host role's mail_host_help_url for the domain)."""
+        return f"https://autoconfig.{self.vps.domain}/"
+
+    def refusal_is_right(self, code: int | None, text: str) -> bool:
+        """A refusal says what it is: 550 5.7.1 (relay denied, final), or the grace phase's 450 4.7.1 (try again)
+        that tells the user to set up SMTP-Auth and names the help page."""
+        if code == 450:
+            return "4.7.1" in text and self.help_url in text and "SMTP authentication" in text
+        return code == 550 and "5.7.1" in text
+
     def _relay_check(self, name: str, client: str, **req) -> Result:
-        """Relay to the remote mailbox: a 250 must arrive there; a refusal must be 550 5.7.1 (relay denied)."""
+        """Relay to the remote mailbox: a 250 must arrive there; a refusal must be 550 5.7.1 (relay denied) or the
+        grace phase's 450 4.7.1 naming the help page."""
         res, tok = self._relay(client, **req)
         if res.raw["ok"]:
             delivered = self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok)
             return self._add(name, str(res.code("data")), delivered,
                              "" if delivered else f"accepted but not delivered on mx: {res.summary()}")
         code = res.code("rcpt") or res.last_code
-        denied = code == 550 and "5.7.1" in res.last["text"]
-        return self._add(name, str(code), denied, res.summary())
+        return self._add(name, str(code), self.refusal_is_right(code, res.last["text"]), res.summary())
 
     # -- the checks ------------------------------------------------------------------------------
     def local_delivery(self) -> Result:
@@ -278,6 +290,29 @@ class Checks:
         self.pop_login_at = time.monotonic()
         return self._relay_check("POP login relay", "client1")
 
+    def pop_login_submission(self) -> Result:
+        """The submission port without AUTH after client1's POP3 login (pop_login_relay): the legacy variant's MSA
+        relays for it, the grace phase answers 450 4.7.1 naming the help page, SMTP-Auth variants 530."""
+        res, tok = self._relay("client1", port=587, starttls=True)
+        if res.raw["ok"]:
+            delivered = self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok)
+            return self._add("POP login 587", str(res.code("data")), delivered,
+                             "" if delivered else f"accepted but not delivered on mx: {res.summary()}")
+        seen = res.code("rcpt") if res.code("mail") == 250 else res.code("mail")
+        text = (res.step("rcpt") if res.code("mail") == 250 else res.step("mail")) or res.last
+        right = seen != 450 or self.refusal_is_right(seen, text.get("text", ""))
+        return self._add("POP login 587", str(seen or res.last_code), right, res.summary())
+
+    def excepted_pop_relay(self) -> Result:
+        """The grace phase's exception: bob (excepted on the grace VPS) logs in by POP3 from client2 and relays
+        from there. Last of the checks before the window: client2 then holds a grant for the window."""
+        if r := self._not_applicable("excepted POP relay"):
+            return r
+        pop = self.lab.pop3("client2", self.vps, self.bob.user, self.bob.password)
+        if not pop["ok"]:
+            return self._add("excepted POP relay", "-ERR", False, f"POP3 login failed: {pop['steps']}")
+        return self._relay_check("excepted POP relay", "client2")
+
     def other_client_refused(self) -> Result:
         return self._relay_check("client2 relay", "client2")
 
@@ -328,7 +363,7 @@ class Checks:
         """No lab client may relay through this VPS by POP-before-SMTP when the checks start, as before_window
         assumes: a POP3 login minutes ago (an earlier run, a test, a person trying the lab) opens relay for a
         window by design. Ended at once with the host's `pop-before-smtp revoke`; nothing to do without it."""
-        if not self.variant.pop_before_smtp:
+        if not (self.variant.pop_before_smtp or self.variant.grace):
             return
         for client in self.lab.topo.by_role("client"):
             code, out = self.lab.sh(self.vps, f"pop-before-smtp revoke {client.address}")
@@ -342,10 +377,10 @@ class Checks:
         allows: the window expiry is checked a window after the last login, so the checks after the login (the
         slow ones too: a failed login is answered late on purpose) run while the window passes, not before it."""
         return [self.relay_without_auth, self.submission_without_auth, self.smtps_without_auth,
-                self.pop_login_relay, self.local_delivery, self.unknown_user, self.auth_offer,
-                lambda: self.auth_relay("PLAIN"), lambda: self.auth_relay("LOGIN"), self.smtps_auth_relay,
-                self.auth_failures, self.failed_pop_login_opens_nothing, self.other_client_refused,
-                self.procmail_recipe, self.saslauthd_down]
+                self.pop_login_relay, self.pop_login_submission, self.local_delivery, self.unknown_user,
+                self.auth_offer, lambda: self.auth_relay("PLAIN"), lambda: self.auth_relay("LOGIN"),
+                self.smtps_auth_relay, self.auth_failures, self.failed_pop_login_opens_nothing,
+                self.other_client_refused, self.procmail_recipe, self.saslauthd_down, self.excepted_pop_relay]
 
 
 def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambda s: None,

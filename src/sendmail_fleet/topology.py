@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .variants import variant_for_setup_date, variant_names
+from .variants import all_variants, variant_for_setup_date
 
 # The lab's container and network names begin with it: MAILLAB_PREFIX gives a second lab (another checkout's, with
 # its own MAILLAB_SUBNET) names of its own on the same Docker engine.
@@ -23,11 +23,20 @@ PREFIX = os.environ.get("MAILLAB_PREFIX", "maillab")
 if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", PREFIX):
     raise ValueError(f"MAILLAB_PREFIX={PREFIX!r}: use lower-case letters, digits and '-', starting with a letter")
 DEFAULT_SUBNET = "172.29.25.0/24"
-DEFAULT_VPS = 10
-# The Debian releases a VPS may run (codename: version). The default lab runs the five variants on each: VPS 1-5 on
-# Debian 13, the current stable release, VPS 6-10 on Debian 12 (blocks of five alternate beyond that); the mx on 13.
+DEFAULT_VPS = 12
+# The Debian releases a VPS may run (codename: version). The default lab runs the five variants a VPS is set up with
+# on each: VPS 1-5 on Debian 13, the current stable release, VPS 6-10 on Debian 12 (blocks of five alternate beyond
+# that); and the migration's grace phase on each: VPS 11 on Debian 13, VPS 12 on Debian 12. The mx on 13.
 RELEASES = {"trixie": "13", "bookworm": "12"}
 RELEASE_BLOCK = 5
+# The VPS numbers that run a grace-phase variant (what the rollout's first step moves a POP-before-SMTP host to),
+# with their release; the numbers after them go on with the five set-up variants as if these were not there.
+GRACE_VPS = {11: ("default-grace", "trixie"), 12: ("default-grace", "bookworm")}
+# On a grace VPS the second mailbox (bob) keeps POP-before-SMTP through an exception that ends long after any lab
+# run (a test moves its end into the past on the host, and puts it back); the first (alice) is the user the grace
+# phase's refusal sends to SMTP-Auth.
+GRACE_EXCEPTED_USER = "bob"
+GRACE_EXCEPTED_UNTIL = "2099-12-31"
 MAX_VPS = 40
 REMOTE_DOMAIN = "remote.test"
 # The lab's ACME CA (pebble): its directory on 14000, its management interface (the issuing root) on 15000.
@@ -159,15 +168,30 @@ def _accounts(container: str, domain: str, users: tuple[str, ...], tag: str) -> 
     return tuple(Account(container, u, f"{u}@{domain}", f"{u}-{tag}-Lab1") for u in users)
 
 
+def setup_variants() -> list[str]:
+    """The variants a VPS is set up with (the lab cycles through them): every variant but the grace phases, which
+    only the rollout (or an explicit choice) puts a host in."""
+    return [n for n, v in all_variants().items() if "pop_before_smtp_grace" not in v.features]
+
+
+def _cycle_index(i: int) -> int:
+    """Where VPS i stands in the cycle of set-up variants and release blocks, the grace VPS left out."""
+    return i - sum(1 for g in GRACE_VPS if g < i)
+
+
 def variant_for_index(i: int) -> str:
-    names = variant_names()
-    return names[(i - 1) % len(names)]
+    if i in GRACE_VPS:
+        return GRACE_VPS[i][0]
+    names = setup_variants()
+    return names[(_cycle_index(i) - 1) % len(names)]
 
 
 def release_for_index(i: int) -> str:
-    """VPS 1-5 run Debian 13, VPS 6-10 Debian 12, and so on in blocks of five."""
+    """VPS 1-5 run Debian 13, VPS 6-10 Debian 12, and so on in blocks of five; a grace VPS its own release."""
+    if i in GRACE_VPS:
+        return GRACE_VPS[i][1]
     names = list(RELEASES)
-    return names[((i - 1) // RELEASE_BLOCK) % len(names)]
+    return names[((_cycle_index(i) - 1) // RELEASE_BLOCK) % len(names)]
 
 
 def parse_release(text: str) -> str:
@@ -296,6 +320,8 @@ def inventory(topo: Topology, key_file: str, pki_dir: str,
             "rollout_probe_user": n.accounts[0].user,
             "rollout_probe_password": n.accounts[0].password,
         }
+        if n.variant and all_variants()[n.variant].grace:
+            hv["pop_before_smtp_exceptions"] = [{"mailbox": GRACE_EXCEPTED_USER, "until": GRACE_EXCEPTED_UNTIL}]
         if topo.settings_host(n) is not n:  # the mx publishes this host's mail settings
             hv["mail_client_setup"] = False
         if n.role == "mx":

@@ -90,11 +90,28 @@ def test_a_pop3_login_opens_relay_from_that_client_only_in_pop_before_smtp_varia
 
 
 @every_vps
+def test_submission_without_auth_after_a_pop3_login_relays_only_in_the_legacy_variant_and_gets_450_in_grace(
+        mail_results, node):
+    assert_check(mail_results, node, "POP login 587")
+
+
+@vps_with("pop_before_smtp_grace")
+def test_in_grace_a_pop3_login_gets_450_4_7_1_that_names_the_help_page(mail_results, node):
+    r = assert_check(mail_results, node, "POP login relay")
+    assert r.seen == "450"
+
+
+@vps_with("pop_before_smtp_grace")
+def test_in_grace_an_excepted_mailbox_still_relays_after_its_pop3_login_and_the_mail_arrives(mail_results, node):
+    assert_check(mail_results, node, "excepted POP relay")
+
+
+@every_vps
 def test_another_client_stays_refused_after_the_first_logs_in(mail_results, node):
     assert_check(mail_results, node, "client2 relay")
 
 
-@vps_with("pop_before_smtp")
+@every_vps
 def test_relay_closes_again_after_the_pop_before_smtp_window(mail_results, node):
     assert_check(mail_results, node, "window expiry")
 

@@ -12,7 +12,7 @@ from sendmail_fleet import mailcheck, variants
 from sendmail_fleet.mailcheck import Checks, Smtp
 from sendmail_fleet.topology import build
 
-TOPO = build(10)
+TOPO = build(12)
 RELAY_DENIED = "5.7.1 <carol@remote.test>... Relaying denied. Proper authentication required."
 
 
@@ -144,3 +144,44 @@ def test_a_dash_in_the_table_cannot_switch_off_a_check_the_variant_has_the_featu
     assert c.lab.asked, "the check must run: vps2's variant has smtp_auth"
     assert (r.seen, r.passed) == ("454", False)  # it saw the real answer, and the table's '-' does not match it
     assert mailcheck.applies("default", "saslauthd down")
+
+
+GRACE_TEXT = ("4.7.1 <carol@remote.test>... This server now needs SMTP authentication: set up your mail program with "
+              "your mailbox name and password, as https://autoconfig.{domain}/ shows")
+
+
+def test_in_grace_a_pop3_users_relay_passes_only_with_450_4_7_1_naming_its_own_help_page():
+    grace = TOPO.get("vps11")
+    assert grace.variant == "default-grace"
+    right = steps(CONNECT, EHLO, MAIL_OK, ("rcpt", 450, GRACE_TEXT.format(domain=grace.domain)))
+    r = checks("vps11", always(right)).pop_login_relay()
+    assert (r.passed, r.seen) == (True, "450")
+    for wrong in (GRACE_TEXT.format(domain="vps1.test"),                   # another domain's page
+                  "4.7.1 <carol@remote.test>... Relaying temporarily denied",  # no page, no instruction
+                  GRACE_TEXT.format(domain=grace.domain).replace("4.7.1", "4.3.0")):
+        r = checks("vps11", always(steps(CONNECT, EHLO, MAIL_OK, ("rcpt", 450, wrong)))).pop_login_relay()
+        assert (r.passed, r.seen) == (False, "450"), wrong
+    r = checks("vps11", always(DENIED)).pop_login_relay()  # a final refusal where a temporary one is promised
+    assert (r.passed, r.seen) == (False, "550")
+
+
+def test_in_grace_the_submission_port_after_a_pop3_login_passes_only_with_the_grace_refusal():
+    grace = TOPO.get("vps11")
+    at_mail = steps(CONNECT, EHLO, ("mail", 450, GRACE_TEXT.format(domain=grace.domain)))
+    assert checks("vps11", always(at_mail)).pop_login_submission().passed
+    auth_required = steps(CONNECT, EHLO, ("mail", 530, "5.7.0 Authentication required"))
+    r = checks("vps11", always(auth_required)).pop_login_submission()
+    assert (r.passed, r.seen) == (False, "530")
+    assert checks("vps2", always(auth_required)).pop_login_submission().passed  # default: 530 after a POP3 login
+    r = checks("vps1", always(SENT), delivers=False).pop_login_submission()  # legacy: relays, and must deliver
+    assert (r.passed, r.seen) == (False, "250") and "not delivered" in r.detail
+
+
+def test_the_excepted_mailbox_must_relay_and_deliver_in_grace_and_the_check_does_not_apply_elsewhere():
+    assert checks("vps11", always(SENT)).excepted_pop_relay().passed
+    r = checks("vps11", always(steps(CONNECT, EHLO, MAIL_OK, ("rcpt", 450, GRACE_TEXT.format(domain="vps11.test")))))\
+        .excepted_pop_relay()
+    assert (r.passed, r.seen) == (False, "450")
+    lab = Lab(always(SENT))
+    r = Checks(lab, TOPO.get("vps2")).excepted_pop_relay()  # type: ignore[arg-type]
+    assert (r.passed, r.seen, lab.asked) == (True, "-", [])

@@ -12,6 +12,7 @@ from sendmail_fleet.topology import (
     build,
     dnsmasq_conf,
     inventory,
+    setup_variants,
 )
 from sendmail_fleet.variants import variant_names
 
@@ -19,14 +20,23 @@ from sendmail_fleet.variants import variant_names
 def test_default_lab_has_every_variant_on_debian_13_and_on_debian_12_and_its_infrastructure():
     topo = build()
     roles = [n.role for n in topo.nodes]
-    assert roles.count("vps") == 10 and roles.count("client") == 2
+    assert roles.count("vps") == 12 and roles.count("client") == 2
     assert roles.count("dns") == 1 and roles.count("mx") == 1 and roles.count("acme") == 1
     vps = topo.by_role("vps")
     assert [(n.short, n.release) for n in vps[:5]] == [(f"vps{i}", "trixie") for i in range(1, 6)]
-    assert [(n.short, n.release) for n in vps[5:]] == [(f"vps{i}", "bookworm") for i in range(6, 11)]
-    for release in ("trixie", "bookworm"):
-        assert sorted(n.variant for n in vps if n.release == release) == sorted(variant_names())
+    assert [(n.short, n.release) for n in vps[5:10]] == [(f"vps{i}", "bookworm") for i in range(6, 11)]
+    for release in ("trixie", "bookworm"):  # the five set-up variants, and a grace phase
+        assert sorted(n.variant for n in vps if n.release == release) == sorted(setup_variants() + ["default-grace"])
+    assert [(n.short, n.variant, n.release) for n in vps[10:]] == [("vps11", "default-grace", "trixie"),
+                                                                   ("vps12", "default-grace", "bookworm")]
+    assert set(setup_variants()) == {v for v in variant_names() if not v.endswith("-grace")}
     assert topo.releases == ["trixie", "bookworm"]
+
+
+def test_after_the_grace_vps_the_set_up_variants_go_on_where_they_stopped():
+    topo = build(14)
+    assert [(n.variant, n.release) for n in topo.by_role("vps")[12:]] == [("pop-before-smtp", "trixie"),
+                                                                           ("default", "trixie")]
 
 
 def test_a_vps_release_can_be_chosen_by_codename_or_version_and_is_in_status_json():
