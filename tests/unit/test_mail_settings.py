@@ -204,6 +204,18 @@ def test_the_help_page_shows_the_settings_and_a_profile_form_and_escapes_what_it
     assert "check your mail (POP3) first" in legacy and "465" not in legacy
 
 
+def test_each_section_the_audits_notice_can_link_is_on_the_help_page():
+    from sendmail_fleet.host import load
+    page = get("autoconfig.auth.test", "/")[2].decode()
+    sections = {section for section, _ in load("relay_audit").HELP_SECTIONS}
+    assert sections == set(ms.PROGRAM_SECTIONS)
+    for section in sections:
+        assert page.count(f'id="{section}"') == 1, section
+    assert load("relay_audit").help_section("Mozilla/5.0.Gecko/20100101.Thunderbird/115.3.1") == "thunderbird"
+    assert load("relay_audit").help_section("iPhone.Mail") == "apple"
+    assert load("relay_audit").help_section("swaks.v20240103.0") == ""
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"sites": []}, "no sites"),
     ({"sites": [site("x.test", smtp_auth=False)]}, "no way to send"),

@@ -189,3 +189,86 @@ def test_log_files_count_from_their_oldest_line_and_no_logs_at_all_is_no_span():
     none = ra.log_span(SINCE, NOW, {}, None)
     assert (none["log_source"], none["log_from"], none["log_span_days"]) == ("none", None, 0.0)
     assert none["log_shorter_than_asked"] and "no mail log was found" in none["log_note"]
+
+
+# The grace phase on a host: alice was refused twice (25 and 587), then set up SMTP-Auth with Thunderbird; bob is
+# excepted and still relays by POP-before-SMTP (Outlook); carol was refused and never came back; dave only reads mail;
+# erin relays by POP-before-SMTP from an excepted office network; a forged program line must not count as a refusal.
+GRACE_LOG = """\
+2026-11-25T09:00:00+0000 mail.vps11.test dovecot[10]: pop3-login: Login: user=<alice>, method=PLAIN, rip=198.51.100.7, lip=10.0.0.2, mpid=5, TLS
+2026-11-25T09:00:01+0000 mail.vps11.test sm-mta[20]: 1AAA: sendmail-fleet-grace:relay<alice><198.51.100.7>
+2026-11-25T09:00:02+0000 mail.vps11.test sm-mta[21]: 1AAB: sendmail-fleet-grace:submission<alice><198.51.100.7>
+2026-11-25T09:05:00+0000 mail.vps11.test sm-mta[30]: AUTH=server, relay=client [198.51.100.7], authid=alice@vps11.test, mech=PLAIN, bits=0
+2026-11-25T09:05:01+0000 mail.vps11.test sm-mta[30]: 1BBB: sendmail-fleet-program: Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.3.1
+2026-11-25T09:05:01+0000 mail.vps11.test sm-mta[30]: 1BBB: from=<alice@vps11.test>, size=10, class=0, nrcpts=1, proto=ESMTPSA, daemon=MSA-v4, relay=client [198.51.100.7]
+2026-11-25T09:05:02+0000 mail.vps11.test sm-mta[31]: 1BBB: to=<x@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+2026-11-25T10:00:00+0000 mail.vps11.test dovecot[10]: pop3-login: Login: user=<bob>, method=PLAIN, rip=198.51.100.8, lip=10.0.0.2, mpid=6, TLS
+2026-11-25T10:00:01+0000 mail.vps11.test sm-mta[40]: 1CCC: sendmail-fleet-program: Microsoft Outlook 16.0
+2026-11-25T10:00:01+0000 mail.vps11.test sm-mta[40]: 1CCC: from=<bob@vps11.test>, size=10, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=client [198.51.100.8]
+2026-11-25T10:00:02+0000 mail.vps11.test sm-mta[41]: 1CCC: to=<x@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+2026-11-25T11:00:00+0000 mail.vps11.test sm-mta[50]: 1DDD: sendmail-fleet-grace:relay<carol><IPv6:2001:db8::5>
+2026-11-25T11:30:00+0000 mail.vps11.test dovecot[10]: pop3-login: Login: user=<erin>, method=PLAIN, rip=192.0.2.9, lip=10.0.0.2, mpid=7, TLS
+2026-11-25T11:30:01+0000 mail.vps11.test sm-mta[60]: 1EEE: from=<erin@vps11.test>, size=10, class=0, nrcpts=1, proto=ESMTP, daemon=MTA-v4, relay=client [192.0.2.9]
+2026-11-25T11:30:02+0000 mail.vps11.test sm-mta[61]: 1EEE: to=<x@remote.test>, delay=00:00:00, mailer=esmtp, pri=1, relay=mx [10.0.0.9], dsn=2.0.0, stat=Sent (ok)
+2026-11-25T12:00:00+0000 mail.vps11.test sm-mta[70]: 1FFF: sendmail-fleet-program: x 1FFF: sendmail-fleet-grace:relay<dave><10.9.9.9>
+2026-11-25T12:00:01+0000 mail.vps11.test sm-mta[70]: 1FFF: sendmail-fleet-program: evil\x1b[31m\x07tool
+"""
+EXCEPTIONS = [("mailbox", "bob", "2026-12-31"), ("network", "192.0.2.0/28", "2026-11-30"),
+              ("mailbox", "frank", "2026-11-01")]
+
+
+def users(exceptions=EXCEPTIONS, mailboxes=("alice", "bob", "carol", "dave", "erin", "frank")):
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(GRACE_LOG.splitlines(), NOW)
+    return {u["user"]: u for u in a.users(mailboxes, exceptions, "2026-11-26", set())}
+
+
+def test_each_mailbox_gets_the_state_its_evidence_means():
+    states = {name: u["state"] for name, u in users().items()}
+    assert states == {"alice": "migrated", "bob": "excepted until 2026-12-31", "carol": "needs help",
+                      "dave": "never sends", "erin": "excepted until 2026-11-30", "frank": "never sends"}
+
+
+def test_the_evidence_of_a_user_who_was_refused_in_grace_and_then_moved_to_smtp_auth():
+    alice = users()["alice"]
+    assert (alice["grace_refusals"], alice["last_grace_refusal"]) == (2, "2026-11-25T09:00:02+00:00")
+    assert (alice["first_auth"], alice["last_auth"], alice["auth_messages"]) == (
+        "2026-11-25T09:05:01+00:00", "2026-11-25T09:05:01+00:00", 1)
+    assert alice["pop_relays"] == 0 and alice["last_pop_relay"] == ""
+
+
+def test_programs_come_from_the_users_own_messages_with_the_help_pages_section():
+    u = users()
+    assert u["alice"]["programs"] == ["Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.3.1"]
+    assert u["alice"]["help_sections"] == ["thunderbird"]
+    assert (u["bob"]["programs"], u["bob"]["help_sections"]) == (["Microsoft Outlook 16.0"], ["outlook"])
+    assert u["bob"]["last_pop_relay"] == "2026-11-25T10:00:01+00:00" and u["bob"]["exception"] == "mailbox bob"
+
+
+def test_a_program_name_cannot_forge_a_refusal_or_carry_control_characters():
+    u = users()
+    assert u["dave"]["grace_refusals"] == 0  # "sendmail-fleet-grace:" inside a program line is a program name
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed(GRACE_LOG.splitlines(), NOW)
+    assert a.programs_by_qid["1FFF"][1] == "evil[31mtool"
+
+
+def test_an_exception_that_ended_does_not_count_and_a_second_evidence_after_auth_is_still_pop_before_smtp():
+    u = users(exceptions=[])
+    assert u["bob"]["state"] == "pop-before-smtp" and u["erin"]["state"] == "pop-before-smtp"
+    assert users()["frank"]["excepted_until"] == ""  # ended 2026-11-01
+
+
+def test_a_refusal_after_the_last_smtp_auth_means_needs_help_again():
+    a = Audit(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    a.feed((GRACE_LOG + "2026-11-25T13:00:00+0000 mail.vps11.test sm-mta[80]: 1GGG: "
+            "sendmail-fleet-grace:relay<alice><198.51.100.70>\n").splitlines(), NOW)
+    assert {u["user"]: u["state"] for u in a.users(["alice"], [], "2026-11-26", set())}["alice"] == "needs help"
+
+
+def test_the_exceptions_file_is_read_as_the_helper_writes_it(tmp_path):
+    f = tmp_path / "exceptions"
+    f.write_text("# header\nmailbox bob 2027-01-31\nnetwork 192.0.2.0/28 2026-12-01\nbroken line\n")
+    assert load("relay_audit").read_exceptions(str(f)) == [("mailbox", "bob", "2027-01-31"),
+                                                         ("network", "192.0.2.0/28", "2026-12-01")]
+    assert load("relay_audit").read_exceptions(str(tmp_path / "missing")) == []

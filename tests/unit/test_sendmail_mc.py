@@ -101,9 +101,9 @@ def test_the_grace_refusal_is_temporary_names_the_help_page_and_spares_authentic
     mc = render("default-grace", sendmail_grace_help_url="https://autoconfig.example.test/")
     rcpt = mc[mc.index("SLocal_check_rcpt"):mc.index("SLocal_check_mail")].splitlines()
     assert rcpt[1] == "R$*\t$: $1 $| $&{auth_type}" and rcpt[2] == "R$* $| $+\t$@ $1"  # authenticated: untouched
-    assert "R$+ < @ $=w > $| $*\t$@ $1" in rcpt  # mail for this server's own domains: untouched
+    assert "R$* $| $+ < @ $=w >\t$@ local" in rcpt  # mail for this server's own domains: untouched
     refusal = rcpt[-1]
-    assert refusal.startswith('R$* < @ $+ > $| $*\t$#error $@ 4.7.1 $: "450 4.7.1 ')
+    assert refusal.startswith('R$* $| $* < @ $+ > $*\t$#error $@ 4.7.1 $: "450 4.7.1 ')
     assert "https://autoconfig.example.test/" in refusal and "SMTP authentication" in refusal
     assert "https://" not in render("default-grace", sendmail_grace_help_url="")
     for name in VARIANTS:
@@ -195,3 +195,15 @@ def test_every_listener_serves_tls_1_2_or_later_and_the_given_ciphers():
 def test_the_roles_feature_list_is_the_variant_tables_own():
     from sendmail_fleet.variants import features
     assert yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_features_all"] == list(features())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_mail_program_is_logged_only_for_clients_that_authenticated_or_relay_by_pop3_login(variant):
+    mc = render(variant)
+    v = all_variants()[variant]
+    rules = mc[mc.index("SLogProgram\n"):mc.index("SLogProgramNow")].splitlines()
+    assert "HUser-Agent: $>+LogProgram" in mc and "HX-Mailer: $>+LogProgram" in mc
+    assert "R$+ $| $*\t$@ $>LogProgramNow $2" in rules  # ${auth_type} set: the client authenticated
+    assert ("R$* $| $*\t$: $(drac $&{client_addr} $: <none> $) $| $2" in rules) == (v.pop_before_smtp or v.grace)
+    assert not any("$#" in r for r in rules)  # logging never refuses a message
+    assert "LogProgram" not in render(variant, sendmail_log_programs=False)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Who relayed mail through this host, and how: SMTP-Auth or POP-before-SMTP.
+"""Who relayed mail through this host, and how: SMTP-Auth or POP-before-SMTP; and where each mailbox stands.
 
 Reads the mail log (the systemd journal through journalctl, else /var/log/mail.log*) and prints one
 JSON object. A relayed message is one whose recipients went out through an SMTP mailer (joined by queue
@@ -10,6 +10,16 @@ came from this host itself; otherwise as POP-before-SMTP, and its user is the la
 client address before the message. A damaged log file is reported and skipped; user names that are not
 valid local parts are reported apart and never get a notice.
 
+Per mailbox (the members of the mail users' group, and every name the logs show) the evidence for the migration:
+the last POP-before-SMTP relay, the grace phase's temporary refusals (sendmail logs each as
+"QID: sendmail-fleet-grace:relay<MAILBOX><ADDRESS>" or "...:submission<...>"), the first and last SMTP-Auth
+submission, the exception (the pop_before_smtp role's exceptions file) and a state: excepted until DATE, needs help
+(refused in grace since its last SMTP-Auth), pop-before-smtp (still relays that way), migrated (sends by SMTP-Auth),
+never sends. The mail programs the user's messages name (User-Agent, X-Mailer; sendmail logs them as
+"QID: sendmail-fleet-program: TEXT" for clients that authenticated or relay by POP-before-SMTP) are listed, each
+with the help page's section for it. Log text is the client's: it is read only from lines sendmail itself begins,
+cut to printable characters and a bounded length.
+
 Standard library only: this runs on the VPS (Ansible's script module sends it).
 """
 
@@ -18,9 +28,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
+import grp
 import gzip
 import ipaddress
 import json
+import pwd
 import re
 import shutil
 import socket
@@ -47,6 +59,19 @@ GRANT = re.compile(r"relay granted to (?P<ip>\S+) for user=(?P<user>\S+)")
 LOCAL_MAILERS = {"local", "procmail", "prog", "*file*", "*include*"}
 AUTHENTICATED = re.compile(r"^E?SMTPS?A$")  # sendmail's proto= for a session that authenticated
 LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")  # a user we may write to as USER@domain
+# sendmail's own lines for the grace phase's refusals and the programs (sendmail.mc of the sendmail role): anchored
+# at the queue id, so a program name that holds such text cannot forge one.
+GRACE = re.compile(r"^(?P<qid>\w+): sendmail-fleet-grace:(?P<where>relay|submission)<(?P<user>[^<>]*)>"
+                   r"<(?:IPv6:)?(?P<ip>[0-9A-Fa-f:.]+)>$")
+PROGRAM = re.compile(r"^(?P<qid>\w+): sendmail-fleet-program:(?P<text>.*)$")
+PROGRAM_MAX = 120
+# The help page's section per mail program (client_setup's mail_settings.help_page ids), by what the program's
+# User-Agent or X-Mailer says; the first match wins.
+HELP_SECTIONS = (("thunderbird", ("thunderbird", "icedove", "seamonkey")),
+                 ("outlook", ("outlook", "microsoft")),
+                 ("apple", ("iphone", "ipad", "apple", "mac os", "macos")),
+                 ("android", ("android", "k-9", "k9mail", "fairemail", "aquamail")))
+EXCEPTIONS = "/etc/pop-before-smtp/exceptions"
 
 
 def parse_ts(text: str, now: dt.datetime) -> dt.datetime:
@@ -64,6 +89,23 @@ class Message:
     authenticated: bool
     authid: str
     relayed: bool = False
+    programs: list[str] = field(default_factory=list)
+
+
+def clean_program(text: str) -> str:
+    """A program's name as the log has it, cut to printable ASCII and a bounded length."""
+    kept = "".join(c for c in text if c.isascii() and c.isprintable()).strip()
+    return kept[:PROGRAM_MAX]
+
+
+def help_section(program: str) -> str:
+    low = program.lower()
+    return next((section for section, words in HELP_SECTIONS if any(w in low for w in words)), "")
+
+
+def mailbox_of(name: str) -> str:
+    """The mailbox a login name stands for: alice and alice@example.org are the same account on this host."""
+    return name.split("@", 1)[0].lower() if name not in ("", "?", "-") else name
 
 
 @dataclass
@@ -72,6 +114,8 @@ class Audit:
     messages: dict[str, Message] = field(default_factory=dict)
     auth_by_pid: dict[str, tuple[str, str]] = field(default_factory=dict)  # pid -> (client address, authid)
     pop_logins: list[tuple[dt.datetime, str, str]] = field(default_factory=list)
+    refusals: list[tuple[dt.datetime, str, str, str]] = field(default_factory=list)  # (when, mailbox, ip, where)
+    programs_by_qid: dict[str, list[str]] = field(default_factory=dict)
     earliest: dt.datetime | None = None  # the oldest line read, before `since` too: how far back the logs go
 
     def feed(self, lines: Iterable[str], now: dt.datetime) -> None:
@@ -97,11 +141,63 @@ class Audit:
                 auth_ip, authid = self.auth_by_pid.get(pid, ("", ""))
                 self.messages[f["qid"]] = Message(when, ip, authenticated,
                                                   authid if authenticated and auth_ip == ip else "")
+            elif (g := GRACE.match(msg)):
+                self.refusals.append((when, mailbox_of(g["user"]), g["ip"], g["where"]))
+            elif (pr := PROGRAM.match(msg)) and (name := clean_program(pr["text"])):
+                known = self.programs_by_qid.setdefault(pr["qid"], [])
+                if name not in known:
+                    known.append(name)
             elif (t := TO.match(msg)):
                 if t["mailer"] not in LOCAL_MAILERS and t["qid"] in self.messages:
                     self.messages[t["qid"]].relayed = True
             elif (p := POP_LOGIN.search(msg)) or (p := GRANT.search(msg)):
                 self.pop_logins.append((when, p["ip"], p["user"]))
+
+    def users(self, mailboxes: Iterable[str], exceptions: list[tuple[str, str, str]], today: str,
+              local_addrs: set[str]) -> list[dict]:
+        """Per mailbox, the evidence for its move to SMTP-Auth and its state (see the module's doc)."""
+        table: dict[str, dict] = {}
+
+        def row(user: str) -> dict:
+            return table.setdefault(user, {
+                "user": user, "state": "", "last_pop_relay": "", "pop_relays": 0, "last_pop_client": "",
+                "last_grace_refusal": "", "grace_refusals": 0, "first_auth": "", "last_auth": "", "auth_messages": 0,
+                "excepted_until": "", "exception": "", "programs": [], "help_sections": [], "notice": False})
+
+        for name in mailboxes:
+            row(mailbox_of(name))
+        for qid, msg in sorted(self.messages.items(), key=lambda kv: kv[1].when):
+            when = msg.when.isoformat()
+            if msg.authenticated and msg.authid:
+                r = row(mailbox_of(msg.authid))
+                r["first_auth"] = r["first_auth"] or when
+                r["last_auth"], r["auth_messages"] = when, r["auth_messages"] + 1
+            elif msg.relayed and not _is_local(msg.ip, local_addrs):
+                user = self.pop_user(msg.ip, msg.when)
+                if user == "?":
+                    continue
+                r = row(mailbox_of(user))
+                r["last_pop_relay"], r["last_pop_client"] = when, msg.ip
+                r["pop_relays"] += 1
+            else:
+                continue
+            for program in self.programs_by_qid.get(qid, []):
+                if program not in r["programs"]:
+                    r["programs"].append(program)
+        for when, user, _ip, _where in sorted(self.refusals):
+            r = row(user)
+            r["last_grace_refusal"], r["grace_refusals"] = when.isoformat(), r["grace_refusals"] + 1
+        for r in table.values():
+            r["help_sections"] = sorted({s for s in map(help_section, r["programs"]) if s})
+            live = [(until, f"{kind} {value}") for kind, value, until in exceptions
+                    if until >= today and ((kind == "mailbox" and mailbox_of(value) == r["user"])
+                                           or (kind == "network" and _in(r["last_pop_client"], value)))]
+            if live:
+                r["excepted_until"], r["exception"] = max(live)
+            r["state"] = _state(r)
+            # the notice goes to those who must act, and only to a name that is a valid address
+            r["notice"] = r["state"] in ("pop-before-smtp", "needs help") and bool(LOCAL_PART.match(r["user"]))
+        return sorted(table.values(), key=lambda r: r["user"])
 
     def pop_user(self, ip: str, when: dt.datetime) -> str:
         users = [u for t, i, u in self.pop_logins if i == ip and t <= when]
@@ -123,6 +219,50 @@ class Audit:
             row["count"] += 1
             row["last_seen"] = msg.when.isoformat()
         return sorted(rows.values(), key=lambda r: (r["method"], r["user"], r["client"]))
+
+
+def _state(r: dict) -> str:
+    """excepted until DATE > needs help (a grace refusal since its last SMTP-Auth) > pop-before-smtp (relayed that
+    way since its last SMTP-Auth) > migrated (sends by SMTP-Auth) > never sends (nothing sent in the period)."""
+    if r["excepted_until"]:
+        return f"excepted until {r['excepted_until']}"
+    if r["last_grace_refusal"] and r["last_grace_refusal"] > r["last_auth"]:
+        return "needs help"
+    if r["last_pop_relay"] and r["last_pop_relay"] > r["last_auth"]:
+        return "pop-before-smtp"
+    return "migrated" if r["last_auth"] else "never sends"
+
+
+def _in(ip: str, network: str) -> bool:
+    try:
+        return bool(ip) and ipaddress.ip_address(ip) in ipaddress.ip_network(network, strict=False)
+    except (ValueError, TypeError):
+        return False
+
+
+def read_exceptions(path: str) -> list[tuple[str, str, str]]:
+    """The grace phase's exceptions on this host (kind, value, last day), as the pop_before_smtp helper reads them;
+    lines it would not read are left out here too."""
+    found = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) == 3 and parts[0] in ("mailbox", "network") and re.fullmatch(r"\d{4}-\d\d-\d\d",
+                                                                                          parts[2]):
+                    found.append((parts[0], parts[1], parts[2]))
+    except OSError:
+        pass
+    return found
+
+
+def group_members(group: str) -> list[str]:
+    """The mailbox accounts: the group's members and the users whose own group it is."""
+    try:
+        g = grp.getgrnam(group)
+    except KeyError:
+        return []
+    return sorted(set(g.gr_mem) | {p.pw_name for p in pwd.getpwall() if p.pw_gid == g.gr_gid})
 
 
 def _is_local(ip: str, local_addresses: set[str]) -> bool:
@@ -193,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=float, default=30, help="look back this many days (default 30)")
     p.add_argument("--since", help="ISO time to start from instead of --days")
     p.add_argument("--log", action="append", default=[], help="read this log file instead of the journal")
+    p.add_argument("--group", default="mailusers", help="the mailbox accounts' group (default mailusers)")
+    p.add_argument("--exceptions", default=EXCEPTIONS, help=f"the grace phase's exceptions (default {EXCEPTIONS})")
     args = p.parse_args(argv)
     now = dt.datetime.now(dt.timezone.utc)
     try:
@@ -205,11 +347,17 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     source: dict = {}
     audit.feed(read_lines(since, args.log, skipped, source), now)
-    rows = audit.report(local_addresses())
+    local = local_addresses()
+    rows = audit.report(local)
+    exceptions = read_exceptions(args.exceptions)
+    per_user = audit.users(group_members(args.group), exceptions, now.strftime("%Y-%m-%d"), local)
     users = {r["user"] for r in rows if r["method"] == "pop-before-smtp" and r["user"] != "?"}
     print(json.dumps({"host": socket.getfqdn(), "since": since.isoformat(), "relays": rows,
                       "pop_before_smtp_users": sorted(u for u in users if LOCAL_PART.match(u)),
                       "invalid_users": sorted(u for u in users if not LOCAL_PART.match(u)),
+                      "users": per_user,
+                      "exceptions": [{"kind": k, "value": v, "until": u, "active": u >= now.strftime("%Y-%m-%d")}
+                                     for k, v, u in exceptions],
                       "skipped_logs": skipped, **log_span(since, now, source, audit.earliest)}))
     return 0
 

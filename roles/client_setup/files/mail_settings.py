@@ -284,8 +284,14 @@ button { font-size: 1rem; padding: .4rem .8rem; }
 """
 
 
-def _rows(rows: list[tuple[str, str]]) -> str:
-    return "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+def _rows(rows: list[tuple[str, str]], ids: tuple[str, ...] = ()) -> str:
+    """Table rows; with ids, each row is a section a link can point at (the audit's notice links a user's program)."""
+    attrs = [f' id="{i}"' for i in ids] + [""] * (len(rows) - len(ids))
+    return "".join(f"<tr{a}><th>{html.escape(k)}</th><td>{v}</td></tr>" for a, (k, v) in zip(attrs, rows, strict=True))
+
+
+# The ids of the help page's rows per mail program, in the order of its table (the audit's notice links them).
+PROGRAM_SECTIONS = ("thunderbird", "outlook", "apple", "android")
 
 
 def help_page(site: Site) -> bytes:
@@ -321,7 +327,7 @@ def help_page(site: Site) -> bytes:
     parts = [
         f"<h1>Mail settings for {code(site.domain)}</h1>",
         f"<p>{code(how)}</p>",
-        f"<section><h2>Your mail program</h2><table>{_rows(programs)}</table></section>",
+        f"<section><h2>Your mail program</h2><table>{_rows(programs, PROGRAM_SECTIONS)}</table></section>",
         f"<section><h2>Incoming mail</h2><table>{incoming}</table></section>",
         f"<section><h2>Outgoing mail</h2><table>{outgoing}</table></section>",
         "<section><h2>Apple profile</h2><form action=\"/profile\" method=\"get\">"
