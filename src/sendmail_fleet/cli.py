@@ -52,7 +52,8 @@ def parser() -> Parser:
                    help=f"number of VPS containers (1-{MAX_VPS}; default {DEFAULT_VPS} or as last up)")
     u.add_argument("--subnet", help=f"the lab network's IPv4 subnet (default {DEFAULT_SUBNET} or MAILLAB_SUBNET)")
     u.add_argument("--variant", action="append", default=[], metavar="N=VARIANT",
-                   help="give VPS N a variant (repeatable); by default they cycle through the five")
+                   help="give VPS N a variant (repeatable); by default they cycle through the five "
+                        "set-up variants, and VPS 11 and 12 run the grace phase")
     u.add_argument("--release", action="append", default=[], metavar="N=RELEASE",
                    help="give VPS N a Debian release: " + ", ".join(f"{c} or {v}" for c, v in RELEASES.items())
                    + " (repeatable); by default VPS 1-5 run 13, VPS 6-10 run 12")

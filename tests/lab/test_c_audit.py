@@ -8,7 +8,7 @@ import json
 
 from .conftest import playbook
 
-HOST = "vps4"  # default-procmail-lda: the rollout has something to do on it
+HOST = "vps11"  # default-grace: the rollout's next step, to SMTP-Auth only, is the gated one
 
 
 def test_the_audits_json_shows_each_hosts_log_span(provisioned, paths, tmp_path):

@@ -1,6 +1,7 @@
 """The fleet rollout to SMTP-Auth only, with one host made to fail, while a client keeps sending mail.
 
-It runs on vps1-6 (Debian 13 and 12); the lost-host scenario of test_e runs on vps7-10 in a thread beside it."""
+It runs on vps1-6 and the grace VPS 11-12 (Debian 13 and 12); the lost-host scenario of test_e runs on vps7-10 in a
+thread beside it."""
 
 from __future__ import annotations
 
@@ -124,7 +125,10 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
     audit_html = AUDIT.with_suffix(".html").read_text()
-    # The readiness gate: without rollout_force, vps2 (alice relayed by POP-before-SMTP just now) is held.
+    # Without rollout_force, vps2 takes its first step, to grace (no gate: nothing is lost there); the next run's
+    # readiness gate holds it on grace (alice relayed by POP-before-SMTP just now).
+    to_grace = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
+    graced = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
     gated = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
     held = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
 
@@ -146,6 +150,7 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     report = json.loads(REPORT.read_text())
     return {"run": run, "report": {h["inventory_hostname"]: h for h in report["hosts"]}, "audit": audit_data,
             "submitter": submitter, "gated": gated, "held": held, "audit_html": audit_html,
+            "to_grace": to_grace, "graced": graced,
             "report_html": REPORT.with_suffix(".html").read_text()}
 
 
@@ -156,9 +161,16 @@ def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollou
     assert ("vps3", "alice") in auth
 
 
+def test_without_force_a_pop_before_smtp_host_first_goes_to_its_grace_variant(rollout):
+    graced = rollout["graced"]
+    assert rollout["to_grace"].returncode == 0, rollout["to_grace"].stdout[-4000:]
+    assert (graced["rollout_before"], graced["rollout_after"], graced["rollout_step"], graced["rollout_result"]) == (
+        "default", "default-grace", "grace", "switched"), graced
+
+
 def test_a_host_whose_users_relayed_by_pop_before_smtp_lately_is_held_and_they_are_named(rollout, maillab):
     held, client1 = rollout["held"], maillab.topo.get("client1").address
-    assert held["rollout_result"] == "held" and held["rollout_after"] == held["rollout_before"], held
+    assert held["rollout_result"] == "held" and held["rollout_after"] == held["rollout_before"] == "default-grace"
     assert f"alice from {client1}" in held["rollout_detail"] and "rollout_force" in held["rollout_detail"], held
     assert rollout["gated"].returncode != 0  # a held host is not on SMTP-Auth only
 
@@ -170,7 +182,7 @@ def test_the_run_reports_the_failed_host_and_fails(rollout):
 
 def test_the_report_is_a_table_of_whole_lines_in_the_output_and_beside_the_json(rollout, maillab):
     table = REPORT.with_suffix(".txt").read_text().splitlines()
-    assert table[0].split()[:5] == ["HOST", "BEFORE", "AFTER", "RESULT", "SECONDS"]
+    assert table[0].split()[:6] == ["HOST", "BEFORE", "AFTER", "STEP", "RESULT", "SECONDS"]
     assert set(table[1].split()) == {"-" * len(w) for w in table[1].split()}  # the rule under the header
     hosts = {line.split()[0] for line in table[2:] if line.strip() and not line.startswith(("Nothing", "Set ", "HALTED"))}
     assert hosts == {n.short for n in fleet(maillab.topo)}
