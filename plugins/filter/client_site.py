@@ -16,18 +16,23 @@ name: client_site
 short_description: A mail host's variables as a client_setup site
 description:
   - Reads mail_domain, mail_fqdn (else the host's FQDN fact), sendmail_effective_features (set by the sendmail
-    role's init in the same play) and sendmail_smtps; no account, name or password is read (the settings answer
-    every address of the domain alike).
-  - Fails naming the host when it has no mail domain or its variant was not resolved in this play.
+    role's init in the same play; for a host not in the play, its inventory's sendmail_variant, sendmail_features
+    or sendmail_setup_date by the role's own rule, the variant_table filter's resolve_variant) and sendmail_smtps;
+    no account, name or password is read (the settings answer every address of the domain alike).
+  - Fails naming the host when it has no mail domain or no known variant.
 options:
   _input:
     description: One host's variables (hostvars[HOST]).
     type: dict
     required: true
+  variants:
+    description: The variant table (sendmail_variants) for a host not in the play whose own vars do not hold one.
+    type: dict
 """
 
 EXAMPLES = r"""
-client_setup_sites: "{{ ['vps1', 'vps2'] | map('extract', hostvars) | map('sendmail_fleet.mail.client_site') | list }}"
+client_setup_sites: >-
+  {{ ['vps1', 'vps2'] | map('extract', hostvars) | map('sendmail_fleet.mail.client_site', sendmail_variants) | list }}
 """
 
 RETURN = r"""
@@ -41,15 +46,35 @@ class SiteError(ValueError):
     pass
 
 
-def client_site(hv: Mapping[str, Any]) -> dict[str, Any]:
+def _resolve():  # noqa: ANN202 - the sibling filter's function
+    """variant_table's resolve_variant: the same rule the sendmail role applies (Ansible loads each filter file on
+    its own, so the sibling is loaded by path)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("sendmail_fleet_variant_table", Path(__file__).with_name(
+        "variant_table.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.resolve_variant
+
+
+def client_site(hv: Mapping[str, Any], variants: Mapping[str, Any] | None = None) -> dict[str, Any]:
     host = hv.get("inventory_hostname", "?")
     domain = str(hv.get("mail_domain") or "")
     if not domain:
         raise SiteError(f"{host}: no mail_domain, so there are no mail settings to publish for it")
     features = hv.get("sendmail_effective_features")
-    if features is None:
-        raise SiteError(f"{host}: its variant is not resolved in this play (run site.yml on it too, not only on "
-                        "the host that publishes its settings)")
+    if features is None:  # not in this play (site.yml --limit to the publishing host): the inventory's variant
+        table = hv.get("sendmail_variants") or variants or {}
+        resolved = _resolve()(table, hv.get("sendmail_variant"), hv.get("sendmail_features"),
+                              hv.get("sendmail_setup_date"))
+        if not resolved["features"]:
+            raise SiteError(f"{host}: its inventory names no known variant (sendmail_variant, sendmail_features or "
+                            f"sendmail_setup_date; {resolved['variant'] or 'none given'}), so its settings cannot "
+                            "be published")
+        features = resolved["features"]
     facts = hv.get("ansible_facts") or {}
     smtp_auth = "smtp_auth" in features
     return {

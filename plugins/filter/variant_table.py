@@ -1,6 +1,10 @@
 """The variant table's rules (sendmail_variants), in one place for the sendmail role, the rollout and the lab.
 
 `variants_problems`: what is wrong with the table, one sentence per variant.
+`resolve_variant`: the variant and features an inventory asks for (sendmail_variant, sendmail_features or
+sendmail_setup_date), the one rule the sendmail role applies and a host that publishes another host's mail settings
+applies to that host's inventory.
+`variant_features`: every feature a variant may have (the role's __sendmail_features_all reads it).
 `relay_phase`: where a set of features stands on the way off POP-before-SMTP: "pop-before-smtp" (a POP3 login opens
 relay), "grace" (a POP3 login gets a temporary refusal that names the help page; excepted mailboxes and networks
 still relay), "auth-only" (SMTP-Auth alone). The rollout moves hosts forward along it, and site.yml never moves a
@@ -36,6 +40,33 @@ _value:
 
 FEATURES = ("smtp_auth", "pop_before_smtp", "pop_before_smtp_grace", "procmail_lda")
 PHASES = ("pop-before-smtp", "grace", "auth-only")
+# The provider's rule: servers set up before this date run the legacy variant, the others the modern one.
+LEGACY_CUTOFF = "2003-01-16"
+LEGACY_VARIANT = "pop-before-smtp"
+MODERN_VARIANT = "default"
+
+
+def variant_features(_: Any = None) -> list[str]:
+    return list(FEATURES)
+
+
+def setup_date_rule(_: Any = None) -> dict[str, str]:
+    """The set-up date rule as data, for messages (the role) and the lab."""
+    return {"cutoff": LEGACY_CUTOFF, "legacy": LEGACY_VARIANT, "modern": MODERN_VARIANT}
+
+
+def resolve_variant(variants: Mapping[str, Mapping[str, Any]], variant: str | None = "",
+                    features: Iterable[str] | None = None, setup_date: str | None = "") -> dict[str, Any]:
+    """{variant, features}: features given win (named by the variant with exactly those, else "custom"); else the
+    variant given; else the set-up date's (before LEGACY_CUTOFF the legacy variant). An unknown name resolves to no
+    features (the role's check names it); nothing given resolves to variant "" ."""
+    given = sorted(set(features or []))
+    if given:
+        name = next((n for n, v in variants.items() if sorted((v or {}).get("features") or []) == given), "custom")
+        return {"variant": name, "features": given}
+    date = str(setup_date or "")
+    name = str(variant or "") or ((LEGACY_VARIANT if date < LEGACY_CUTOFF else MODERN_VARIANT) if date else "")
+    return {"variant": name, "features": sorted((variants.get(name) or {}).get("features") or [])}
 
 
 def relay_phase(features: Iterable[str]) -> str:
@@ -88,4 +119,5 @@ def variants_problems(variants: Mapping[str, Mapping[str, Any]]) -> list[str]:
 class FilterModule:
     def filters(self) -> dict:
         return {"variants_problems": variants_problems, "features_problems": features_problems,
-                "relay_phase": relay_phase, "phase_rank": phase_rank}
+                "relay_phase": relay_phase, "phase_rank": phase_rank, "resolve_variant": resolve_variant,
+                "variant_features": variant_features, "setup_date_rule": setup_date_rule}

@@ -10,10 +10,10 @@ import shlex
 import shutil
 import stat
 import subprocess
-import tempfile
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sendmail_fleet.mail.plugins.module_utils.atomic import write_atomic
 
 DOCUMENTATION = r"""
 module: files
@@ -120,20 +120,8 @@ def _validate(command: str, tmp: str) -> None:
 
 
 def _write(path: str, data: bytes, mode: int, uid: int, gid: int, validate: str | None = None) -> None:
-    """data at path atomically: a temporary file in the same folder, owned, moded and validated first, replaces it."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chown(tmp, uid, gid)
-        os.chmod(tmp, mode)
-        if validate:
-            _validate(validate, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """data at path atomically (module_utils.atomic), the validate command run on the temporary file first."""
+    write_atomic(path, data, mode, uid, gid, check=(lambda tmp: _validate(validate, tmp)) if validate else None)
 
 
 def _text(data: bytes | None) -> str:

@@ -105,6 +105,8 @@ def checks() -> list[str]:
 
 
 def variant_for_setup_date(date: dt.date) -> str:
-    data = _role_file("vars")
-    cutoff = dt.date.fromisoformat(data["__sendmail_legacy_cutoff"])
-    return data["__sendmail_legacy_variant"] if date < cutoff else data["__sendmail_modern_variant"]
+    """The role's own rule (the collection's variant_table filter, resolve_variant)."""
+    from .collection import filter_plugin
+
+    return filter_plugin("variant_table").resolve_variant(_role_file("defaults")["sendmail_variants"],
+                                                          setup_date=date.isoformat())["variant"]

@@ -33,7 +33,7 @@ def test_the_server_name_falls_back_to_the_hosts_fqdn_fact():
 
 
 @pytest.mark.parametrize(("drop", "message"), [("mail_domain", "vps3: no mail_domain"),
-                                               ("sendmail_effective_features", "vps3: its variant is not resolved")])
+                                               ("sendmail_effective_features", "vps3: its inventory names no known")])
 def test_a_host_that_cannot_be_published_is_named_with_the_reason(drop, message):
     with pytest.raises(cs.SiteError, match=message):
         cs.client_site({k: v for k, v in HOST.items() if k != drop})
@@ -44,3 +44,19 @@ def test_the_web_names_are_autoconfig_and_autodiscover_and_the_domain_when_serve
     assert cs.client_names(sites) == ["autoconfig.a.test", "autodiscover.a.test", "autoconfig.b.test",
                                       "autodiscover.b.test"]
     assert cs.client_names(sites, True)[-2:] == ["a.test", "b.test"]
+
+
+def test_a_host_outside_the_play_is_published_by_its_inventorys_variant_by_the_roles_rule():
+    """site.yml --limit to the host that publishes it: no resolved features, so the inventory's variant counts."""
+    import yaml
+
+    from sendmail_fleet import repo_root
+    table = yaml.safe_load((repo_root() / "roles/sendmail/defaults/main.yml").read_text())["sendmail_variants"]
+    outside = {k: v for k, v in HOST.items() if k != "sendmail_effective_features"}
+    assert cs.client_site({**outside, "sendmail_variant": "default-auth-only"}, table)["smtp_auth"] is True
+    legacy = cs.client_site({**outside, "sendmail_setup_date": "2002-08-14"}, table)
+    assert (legacy["smtp_auth"], legacy["pop_before_smtp"]) == (False, True)
+    grace = cs.client_site({**outside, "sendmail_features": ["pop_before_smtp_grace", "smtp_auth"]}, table)
+    assert (grace["smtp_auth"], grace["pop_before_smtp"]) == (True, False)
+    with pytest.raises(cs.SiteError, match="vps3: its inventory names no known variant .*no-such"):
+        cs.client_site({**outside, "sendmail_variant": "no-such"}, table)

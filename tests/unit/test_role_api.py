@@ -1,6 +1,7 @@
 """Each role's public API: every default is documented with a description, galaxy_info names its platforms, and
 `ansible-doc -t role` renders it (so an admin can read it before using the role)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,19 +94,73 @@ def test_an_entry_point_with_an_argument_spec_is_called_by_its_name_so_ansible_c
 PACKAGED = ["fail2ban", "pop3", "procmail", "sasl", "sendmail", "tls"]
 
 
-@pytest.mark.parametrize("role", PACKAGED)
-def test_configure_is_main_without_the_apt_task_and_takes_the_same_options(role):
+@pytest.mark.parametrize("role", PACKAGED + ["client_setup"])
+def test_each_role_says_its_packages_through_public_variables_and_has_no_twin_entry_point(role):
     base = repo_root() / "roles" / role
-    main = yaml.safe_load((base / "tasks" / "main.yml").read_text())
-    assert [t for t in main if "ansible.builtin.apt" in t] and main[-1]["ansible.builtin.import_tasks"] == "configure.yml"
-    assert "ansible.builtin.apt" not in (base / "tasks" / "configure.yml").read_text()
+    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text())
+    assert f"{role}_packages" in defaults and defaults[f"{role}_install_packages"] is True
     spec = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    assert spec["configure"]["options"] == spec["main"]["options"]
+    assert "configure" not in spec  # main with ROLE_install_packages false is the way without apt
+    assert {f"{role}_packages", f"{role}_install_packages"} <= set(spec["main"]["options"])
+    main = yaml.safe_load((base / "tasks" / "main.yml").read_text())
+    apt = [t for t in main if "ansible.builtin.apt" in t]
+    assert len(apt) == 1 and apt[0]["ansible.builtin.apt"]["name"] == f"{{{{ {role}_packages }}}}"
+    assert f"{role}_install_packages | bool" in str(apt[0]["when"])
 
 
 def test_mail_host_imports_each_role_without_its_apt_task_and_installs_every_package_itself():
     calls = [(role, entry) for path, role, entry in role_calls() if path.parts[:2] == ("roles", "mail_host")]
-    assert sorted(role for role, entry in calls if entry == "configure") == PACKAGED
+    assert sorted(role for role, entry in calls if entry == "main" and role in PACKAGED) == PACKAGED
     assert ("client_setup", "acme.yml") in calls and ("client_setup", "main") not in calls
+    tasks = (repo_root() / "roles/mail_host/tasks/main.yml").read_text()
+    assert all(f"{role}_install_packages: false" in tasks for role in PACKAGED)
     packages = yaml.safe_load((repo_root() / "roles/mail_host/vars/main.yml").read_text())["__mail_host_packages"]
-    assert all(f"__{role}_packages" in packages for role in PACKAGED + ["client_setup"])
+    assert all(f"{role}_packages" in packages for role in PACKAGED + ["client_setup"])
+
+
+def _private_definitions() -> dict[str, set[str]]:
+    """Each __variable and the roles that define it (vars, defaults, set_fact, register)."""
+    owners: dict[str, set[str]] = {}
+    for f in (repo_root() / "roles").rglob("*.yml"):
+        role, text = f.relative_to(repo_root() / "roles").parts[0], f.read_text()
+        for name in re.findall(r"^\s*(__[a-z0-9_]+):", text, re.M) + re.findall(r"register:\s*(__[a-z0-9_]+)", text):
+            owners.setdefault(name, set()).add(role)
+    return owners
+
+
+def test_no_role_reads_a_private_variable_of_another_role():
+    owners, read = _private_definitions(), []
+    for f in (repo_root() / "roles").rglob("*"):
+        if f.suffix not in (".yml", ".j2"):
+            continue
+        role = f.relative_to(repo_root() / "roles").parts[0]
+        for name in set(re.findall(r"\b(__[a-z0-9_]+)", f.read_text())):
+            if owners.get(name) and role not in owners[name]:
+                read.append(f"{f.relative_to(repo_root())}: {name} of {sorted(owners[name])}")
+    assert read == []
+    assert len(owners) > 100  # the scan sees the roles' private variables
+
+
+def test_no_task_file_holds_a_file_body_of_more_than_three_lines():
+    bodies = []
+    for f in (repo_root() / "roles").glob("*/tasks/*.yml"):
+        lines = f.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^(\s*)content: \|", line)  # a literal block: a file body (">-" holds expressions)
+            if not m:
+                continue
+            indent = len(m.group(1))
+            body = 0
+            for nxt in lines[i + 1:]:
+                if nxt.strip() and len(nxt) - len(nxt.lstrip()) <= indent:
+                    break
+                body += 1
+            if body > 3:
+                bodies.append(f"{f.relative_to(repo_root())}:{i + 1} ({body} lines)")
+    assert bodies == []
+
+
+def test_the_collections_modules_write_files_through_the_one_atomic_write():
+    for name in ("files", "sendmail_config"):
+        text = (repo_root() / "plugins" / "modules" / f"{name}.py").read_text()
+        assert "plugins.module_utils.atomic import write_atomic" in text and "mkstemp" not in text, name

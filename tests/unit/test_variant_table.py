@@ -57,3 +57,17 @@ def test_an_inventorys_own_features_are_checked_by_the_same_rules():
     assert vt.features_problems(["procmail_lda"]) == ["no relay method (smtp_auth or pop_before_smtp)"]
     assert vt.features_problems(["pop_before_smtp", "pop_before_smtp_grace", "smtp_auth"]) == [
         "pop_before_smtp and pop_before_smtp_grace at once (the grace phase replaces the first)"]
+
+
+@pytest.mark.parametrize(("variant", "features", "date", "want"), [
+    ("default-auth-only", [], "", ("default-auth-only", ["smtp_auth"])),
+    ("", ["smtp_auth", "procmail_lda"], "", ("default-procmail-lda-auth-only", ["procmail_lda", "smtp_auth"])),
+    ("default", ["procmail_lda"], "", ("custom", ["procmail_lda"])),  # features given win, a set no variant has
+    ("", [], "2002-08-14", ("pop-before-smtp", ["pop_before_smtp"])),
+    ("", [], "2003-01-16", ("default", ["pop_before_smtp", "smtp_auth"])),
+    ("no-such-variant", [], "", ("no-such-variant", [])),  # the role's check names it
+    ("", [], "", ("", [])),
+])
+def test_the_inventory_resolves_to_one_variant_by_the_roles_rule(variant, features, date, want):
+    got = vt.resolve_variant(TABLE, variant, features, date)
+    assert (got["variant"], got["features"]) == want
