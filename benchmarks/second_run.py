@@ -1,0 +1,79 @@
+"""A second site.yml run (one that changes nothing) of two commits on the same provisioned lab, alternating, so the
+machine's noise falls on both alike: does a refactoring make the everyday run slower?
+
+Each commit is checked out into its own git worktree (with its own .collections link, so its plugins are the ones
+Ansible loads) and runs the lab's inventory from there. A run that changes anything, or fails, ends the benchmark:
+then the two commits do not configure the hosts alike and their times say nothing.
+Run: .venv/bin/python benchmarks/second_run.py BEFORE AFTER [ROUNDS] [LABEL]   (results: second_run_LABEL.md)
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write  # noqa: E402
+
+from sendmail_fleet import repo_root  # noqa: E402
+from sendmail_fleet.lab import Paths  # noqa: E402
+
+
+def worktree(ref: str, where: Path) -> Path:
+    tree = where / ref
+    subprocess.run(["git", "-C", str(repo_root()), "worktree", "add", "--detach", str(tree), ref], check=True,
+                   capture_output=True)
+    link = tree / ".collections" / "ansible_collections" / "sendmail_fleet"
+    link.mkdir(parents=True)
+    (link / "mail").symlink_to(tree)
+    return tree
+
+
+def run(tree: Path, inventory: Path) -> float:
+    playbook = repo_root() / ".venv" / "bin" / "ansible-playbook"
+    t0 = time.monotonic()
+    done = subprocess.run([str(playbook), "-i", str(inventory), "playbooks/site.yml"], cwd=tree, capture_output=True,
+                          text=True, env={"PATH": f"{playbook.parent}:/usr/bin:/bin", "HOME": "/root",
+                                          "ANSIBLE_CONFIG": str(tree / "ansible.cfg")})
+    took = time.monotonic() - t0
+    changed = [int(n) for n in re.findall(r"changed=(\d+)", done.stdout)]
+    if done.returncode != 0 or any(changed):
+        raise SystemExit(f"{tree.name}: exit {done.returncode}, changed {changed}:\n{done.stdout[-3000:]}")
+    return took
+
+
+def main() -> None:
+    before, after = sys.argv[1], sys.argv[2]
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    label = sys.argv[4] if len(sys.argv) > 4 else "refactor"
+    inventory = Paths.default().inventory
+    times: dict[str, list[float]] = {before: [], after: []}
+    with tempfile.TemporaryDirectory(prefix="second-run-") as tmp:
+        trees = {ref: worktree(ref, Path(tmp)) for ref in (before, after)}
+        try:
+            run(trees[after], inventory)  # warm-up: facts, SSH masters, page cache
+            for i in range(rounds):
+                for ref in ((before, after) if i % 2 == 0 else (after, before)):
+                    times[ref].append(run(trees[ref], inventory))
+                    print(f"round {i + 1}: {ref} {times[ref][-1]:.1f} s", flush=True)
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "-C", str(repo_root()), "worktree", "remove", "--force", str(tree)],
+                               capture_output=True)
+    med = {ref: statistics.median(v) for ref, v in times.items()}
+    write(f"second_run_{label}", f"Second site.yml run (changes nothing), {before} against {after}, same lab", [
+        f"The lab as it runs ({inventory}), each commit from its own worktree, {rounds} rounds alternating "
+        "(the first round before first), after one warm-up run. Every run changed nothing.", "",
+        "| commit | runs (s) | median (s) |", "|---|---|---|",
+        *(f"| {ref} | {', '.join(f'{t:.1f}' for t in v)} | {med[ref]:.1f} |" for ref, v in times.items()), "",
+        f"after / before (medians): {med[after] / med[before]:.2f}",
+    ])
+
+
+if __name__ == "__main__":
+    main()
