@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .variants import all_variants, variant_for_setup_date
+from .variants import all_variants, extra_table, extra_variants, tables, variant_for_setup_date
 
 # The lab's container and network names begin with it: MAILLAB_PREFIX gives a second lab (another checkout's, with
 # its own MAILLAB_SUBNET) names of its own on the same Docker engine.
@@ -169,9 +169,10 @@ def _accounts(container: str, domain: str, users: tuple[str, ...], tag: str) -> 
 
 
 def setup_variants() -> list[str]:
-    """The variants a VPS is set up with (the lab cycles through them): every variant but the grace phases, which
-    only the rollout (or an explicit choice) puts a host in."""
-    return [n for n, v in all_variants().items() if "pop_before_smtp_grace" not in v.features]
+    """The variants a VPS is set up with (the lab cycles through them): every variant of the role's table but the
+    grace phases, which only the rollout (or an explicit choice) puts a host in."""
+    extra = extra_variants()
+    return [n for n, v in all_variants().items() if "pop_before_smtp_grace" not in v.features and n not in extra]
 
 
 def _cycle_index(i: int) -> int:
@@ -180,8 +181,13 @@ def _cycle_index(i: int) -> int:
 
 
 def variant_for_index(i: int) -> str:
+    """VPS i's variant: the grace VPS theirs, the VPS after the default fleet first the variants a lab's extra table
+    adds (MAILLAB_VARIANTS, in its order), every other VPS the next set-up variant of the role's table."""
     if i in GRACE_VPS:
         return GRACE_VPS[i][0]
+    extra = extra_variants()
+    if 0 < i - DEFAULT_VPS <= len(extra):
+        return extra[i - DEFAULT_VPS - 1]
     names = setup_variants()
     return names[(_cycle_index(i) - 1) % len(names)]
 
@@ -365,6 +371,8 @@ def inventory(topo: Topology, key_file: str, pki_dir: str,
         "fail2ban_findtime": 120,
         "fail2ban_bantime": FAIL2BAN_BANTIME,
     }
+    if extra_table():  # variants of the lab's own: the inventory gives both tables whole, as a provider's would
+        common.update(tables())
     return {
         "all": {
             "vars": common,

@@ -1,11 +1,15 @@
 """The sendmail variants and what each promises a mail client, read from the sendmail role (one source of truth):
-the public table `sendmail_variants` (defaults/main.yml) and `sendmail_promises` (vars/main.yml)."""
+its public tables `sendmail_variants` and `sendmail_promises` (defaults/main.yml), with the variants and rows that a
+lab's extra table adds (MAILLAB_VARIANTS: a YAML file with the same two keys, the way an inventory adds a variant;
+the lab writes the whole tables into its inventory)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import yaml
 
@@ -52,14 +56,54 @@ def features() -> tuple[str, ...]:
     return tuple(filter_plugin("variant_table").FEATURES)
 
 
+EXTRA_ENV = "MAILLAB_VARIANTS"
+
+
+class TableError(ValueError):
+    """The variant or promises table is not sound (the sendmail role's table check refuses it too)."""
+
+
 @cache
-def _role_file(name: str) -> dict:
-    return yaml.safe_load((repo_root() / "roles" / "sendmail" / name / "main.yml").read_text())
+def _tables(extra: str) -> dict[str, dict]:
+    """sendmail_variants and sendmail_promises: the role's, with an extra table's entries added (they may not
+    replace the role's own)."""
+    role = yaml.safe_load((repo_root() / "roles" / "sendmail" / "defaults" / "main.yml").read_text())
+    tables = {key: dict(role[key]) for key in ("sendmail_variants", "sendmail_promises")}
+    if extra:
+        try:
+            added = yaml.safe_load(Path(extra).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise TableError(f"{EXTRA_ENV}={extra}: {exc}") from None
+        if not isinstance(added, dict) or set(added) - set(tables):
+            raise TableError(f"{EXTRA_ENV}={extra}: give sendmail_variants and sendmail_promises entries, nothing else")
+        for key, table in tables.items():
+            entries = added.get(key) or {}
+            if not isinstance(entries, dict) or set(entries) & set(table):
+                raise TableError(f"{EXTRA_ENV}={extra}: {key} must be a mapping of new variants "
+                                 f"(the role has {', '.join(table)})")
+            table.update(entries)
+    return tables
+
+
+def tables() -> dict[str, dict]:
+    """The variant table and the promises table this lab uses (see the module's docstring)."""
+    return _tables(os.environ.get(EXTRA_ENV, ""))
+
+
+def extra_table() -> bool:
+    """Whether this lab adds variants of its own to the role's table (then its inventory gives both tables)."""
+    return bool(os.environ.get(EXTRA_ENV))
+
+
+def extra_variants() -> list[str]:
+    """The variants the lab's extra table adds, in its order (none without MAILLAB_VARIANTS)."""
+    extra = os.environ.get(EXTRA_ENV, "")
+    return list(_tables(extra)["sendmail_variants"])[len(_tables("")["sendmail_variants"]):] if extra else []
 
 
 def all_variants() -> dict[str, Variant]:
-    table = _role_file("defaults")["sendmail_variants"]
-    return {name: Variant(name, frozenset(v["features"]), v["auth_only"]) for name, v in table.items()}
+    return {name: Variant(name, frozenset(v["features"]), v["auth_only"])
+            for name, v in tables()["sendmail_variants"].items()}
 
 
 def variant_names() -> list[str]:
@@ -70,17 +114,17 @@ def auth_only_of(name: str) -> str:
     return all_variants()[name].auth_only
 
 
-class TableError(ValueError):
-    """The promises table is not sound (the sendmail role's table check refuses it too)."""
+def _promises() -> dict:
+    """sendmail_promises, once checked by the collection's promises_problems filter (the role's own check)."""
+    return _checked_promises(os.environ.get(EXTRA_ENV, ""))
 
 
 @cache
-def _promises() -> dict:
-    """sendmail_promises, once checked by the collection's promises_problems filter (the role's own check)."""
+def _checked_promises(extra: str) -> dict:
     from .collection import filter_plugin
 
-    table = _role_file("vars")["sendmail_promises"]
-    problems = filter_plugin("promises").promises_problems(table, _role_file("defaults")["sendmail_variants"])
+    table, variants = _tables(extra)["sendmail_promises"], _tables(extra)["sendmail_variants"]
+    problems = filter_plugin("promises").promises_problems(table, variants)
     if problems:
         raise TableError("; ".join(problems))
     return table
@@ -108,5 +152,5 @@ def variant_for_setup_date(date: dt.date) -> str:
     """The role's own rule (the collection's variant_table filter, resolve_variant)."""
     from .collection import filter_plugin
 
-    return filter_plugin("variant_table").resolve_variant(_role_file("defaults")["sendmail_variants"],
+    return filter_plugin("variant_table").resolve_variant(tables()["sendmail_variants"],
                                                           setup_date=date.isoformat())["variant"]

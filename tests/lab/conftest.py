@@ -171,12 +171,13 @@ class DemoRun:
         return {h["vps"]: SimpleNamespace(results=[Result(**r) for r in h["checks"]]) for h in hosts}
 
 
-def maillab_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """The `maillab` command of this virtualenv, output (stdout and stderr) in one text."""
+def maillab_cli(*args: str, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The `maillab` command of this virtualenv (with `env` added to the environment), output (stdout and stderr)
+    in one text."""
     return subprocess.run([str(Path(sys.executable).parent / "maillab"), *args], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                           env={**os.environ, "SENDMAIL_FLEET_ACCELERATOR": os.environ.get(
-                              "SENDMAIL_FLEET_ACCELERATOR", "mitogen")})
+                              "SENDMAIL_FLEET_ACCELERATOR", "mitogen"), **(env or {})})
 
 
 @pytest.fixture(scope="session")

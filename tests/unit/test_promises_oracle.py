@@ -16,7 +16,7 @@ from ..promise_oracle import disagreements, expected
 
 ROLE = repo_root() / "roles" / "sendmail"
 VARIANTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["sendmail_variants"]
-PROMISES = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["sendmail_promises"]
+PROMISES = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["sendmail_promises"]
 problems = filter_plugin("promises").promises_problems
 
 
