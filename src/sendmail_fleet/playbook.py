@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from . import repo_root
+from .collection import plugin_dir
 from .progress import LIVE_INTERVAL, Progress, RunView
 
 # Mitogen (the optional `fast` extra) runs each host's modules in one long-lived Python instead of a new one per
@@ -65,7 +66,7 @@ def ansible_env(accelerated: bool = True) -> dict[str, str]:
     if strategies is not None and "ANSIBLE_STRATEGY" not in os.environ:
         # The collection's mitogen_linear_unpinned (plugins/strategy/): Mitogen's mitogen_linear without the CPU
         # pinning that puts all of Ansible's own work on one of two cores; Mitogen's own stays available.
-        env["ANSIBLE_STRATEGY_PLUGINS"] = os.pathsep.join([str(repo_root() / "plugins" / "strategy"), str(strategies)])
+        env["ANSIBLE_STRATEGY_PLUGINS"] = os.pathsep.join([str(plugin_dir("strategy")), str(strategies)])
         env["ANSIBLE_STRATEGY"] = MITOGEN_STRATEGY
     return env
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from . import repo_root
+from .collection import role_defaults
 
 NOT_APPLICABLE = "-"
 
@@ -67,7 +67,7 @@ class TableError(ValueError):
 def _tables(extra: str) -> dict[str, dict]:
     """sendmail_variants and sendmail_promises: the role's, with an extra table's entries added (they may not
     replace the role's own)."""
-    role = yaml.safe_load((repo_root() / "roles" / "sendmail" / "defaults" / "main.yml").read_text())
+    role = role_defaults("sendmail")
     tables = {key: dict(role[key]) for key in ("sendmail_variants", "sendmail_promises")}
     if extra:
         try:
