@@ -98,6 +98,14 @@ def account_problems(accounts: Sequence[Mapping[str, Any]] | None) -> list[str]:
     return problems
 
 
+def mailbox_files(users: Sequence[str], spool: str = "/var/mail", group: str = "mail",
+                  mode: str = "0660") -> list[dict[str, Any]]:
+    """The files module's entries for the users' mailboxes: each made empty where missing, owned by its user; an
+    existing mailbox keeps its mail and its times (mail programs read "new mail" from them)."""
+    return [{"path": f"{spool.rstrip('/')}/{user}", "state": "file", "create": True, "owner": user, "group": group,
+             "mode": mode} for user in users]
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"account_problems": account_problems}
+        return {"account_problems": account_problems, "mailbox_files": mailbox_files}

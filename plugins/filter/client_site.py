@@ -94,6 +94,13 @@ def client_names(sites: list[Mapping[str, Any]], serve_domain: bool = False) -> 
         (domains if serve_domain else [])
 
 
+def zone_files(results: list[dict[str, Any]], folder: str) -> list[dict[str, Any]]:
+    """The files module's entries for the zone snippets the helper printed (a looped command's results, item.domain
+    each): FOLDER/DOMAIN.zone; a domain whose helper run failed gets none."""
+    return [{"path": f"{folder.rstrip('/')}/{r['item']['domain'].lower()}.zone", "content": f"{r['stdout']}\n",
+             "mode": "0644"} for r in results if r.get("rc") == 0]
+
+
 class FilterModule:
     def filters(self) -> dict:
-        return {"client_site": client_site, "client_names": client_names}
+        return {"client_site": client_site, "client_names": client_names, "zone_files": zone_files}

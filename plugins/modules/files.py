@@ -25,7 +25,8 @@ description:
   - A file is written only when its content differs, to a temporary file in the same folder that gets the
     owner and mode first and then replaces the old one, so no reader sees it half-written or with the wrong
     mode. A folder is created with its parents. An absent path is removed, a folder with what it holds.
-  - An entry with C(state=file) and no C(content) must exist; only its owner, group and mode are set.
+  - An entry with C(state=file) and no C(content) must exist (or, with C(create), is made empty, like
+    M(ansible.builtin.file) with C(state=touch) and the times preserved); only its owner, group and mode are set.
   - The task reports changed when any entry changed, lists them in C(changed_paths), and shows with --diff what
     each one was and becomes. Check mode writes nothing.
 options:
@@ -47,6 +48,8 @@ options:
                  type: str}
       owner: {description: User name that owns it; unchanged (root for a new one) without it., type: str}
       group: {description: Group name that owns it; unchanged without it., type: str}
+      create: {description: "A file without content or src that is absent is made empty (a mailbox); one that
+                            exists keeps its content and times.", type: bool, default: false}
 """
 
 RETURN = r"""
@@ -152,7 +155,9 @@ def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bo
     if content is not None and src is not None:
         raise ValueError("give content or src, not both")
     if state == "file" and content is None and src is None and st is None:
-        raise ValueError("it is absent, and without content there is nothing to write")
+        if not entry.get("create"):
+            raise ValueError("it is absent, and without content there is nothing to write (or say create)")
+        content = ""
 
     before = _attrs(st)
     want_mode = mode if mode is not None else (stat.S_IMODE(st.st_mode) if st else DEFAULT_MODE[state])
@@ -242,6 +247,7 @@ def main() -> None:
                 "mode": {"type": "raw"},
                 "owner": {"type": "str"},
                 "group": {"type": "str"},
+                "create": {"type": "bool", "default": False},
             }},
         },
         supports_check_mode=True,

@@ -60,3 +60,11 @@ def test_an_account_without_any_password_is_named():
 
 def test_no_input_is_no_problem():
     assert ap(None) == [] and ap([]) == []
+
+
+def test_each_present_user_gets_a_mailbox_entry_made_where_missing_and_owned_by_the_user():
+    from sendmail_fleet.collection import filter_plugin
+
+    entries = filter_plugin("accounts").mailbox_files(["alice", "bob"])
+    assert entries == [{"path": f"/var/mail/{u}", "state": "file", "create": True, "owner": u, "group": "mail",
+                        "mode": "0660"} for u in ("alice", "bob")]

@@ -60,3 +60,12 @@ def test_a_host_outside_the_play_is_published_by_its_inventorys_variant_by_the_r
     assert (grace["smtp_auth"], grace["pop_before_smtp"]) == (True, False)
     with pytest.raises(cs.SiteError, match="vps3: its inventory names no known variant .*no-such"):
         cs.client_site({**outside, "sendmail_variant": "no-such"}, table)
+
+
+def test_each_domain_whose_zone_the_helper_printed_gets_its_snippet_file_and_a_failed_one_none():
+    from sendmail_fleet.collection import filter_plugin
+
+    results = [{"item": {"domain": "Vps1.TEST"}, "rc": 0, "stdout": "_submission._tcp.vps1.test. SRV 0 1 587 x."},
+               {"item": {"domain": "broken.test"}, "rc": 1, "stdout": ""}]
+    assert filter_plugin("client_site").zone_files(results, "/r/dns/") == [
+        {"path": "/r/dns/vps1.test.zone", "content": "_submission._tcp.vps1.test. SRV 0 1 587 x.\n", "mode": "0644"}]

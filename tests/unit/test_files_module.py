@@ -69,6 +69,20 @@ def test_state_file_without_content_fails_on_a_missing_file_naming_it(tmp_path):
         mod.converge([{"path": str(tmp_path / "missing"), "state": "file", "mode": "0600"}], False, False)
 
 
+def test_create_makes_a_missing_file_empty_and_never_touches_an_existing_ones_content_or_times(tmp_path):
+    new, mailbox = tmp_path / "bob", tmp_path / "alice"
+    mailbox.write_text("From carol@remote.test  Fri Dec  4 10:00:00 2026\nSubject: kept\n\nbody\n")
+    mailbox.chmod(0o644)
+    os.utime(mailbox, (1_700_000_000, 1_700_000_000))
+    entries = [{"path": str(f), "state": "file", "create": True, "mode": "0660"} for f in (new, mailbox)]
+    out = mod.converge(entries, check_mode=False, want_diff=False)
+    assert out["changed_paths"] == [str(new), str(mailbox)]
+    assert new.read_text() == "" and mode_of(new) == 0o660
+    assert "Subject: kept" in mailbox.read_text() and mode_of(mailbox) == 0o660
+    assert mailbox.stat().st_mtime == 1_700_000_000, "a mailbox's times are mail programs' 'new mail' signal"
+    assert mod.converge(entries, check_mode=False, want_diff=False)["changed"] is False
+
+
 def test_absent_removes_files_and_whole_folders_and_reports_each(tmp_path):
     (tmp_path / "dropin").mkdir()
     (tmp_path / "dropin" / "x.conf").write_text("x")
