@@ -4,7 +4,9 @@ machine's noise falls on both alike: does a refactoring make the everyday run sl
 Each commit is checked out into its own git worktree (with its own .collections link, so its plugins are the ones
 Ansible loads) and runs the lab's inventory from there. A run that changes anything, or fails, ends the benchmark:
 then the two commits do not configure the hosts alike and their times say nothing.
-Run: .venv/bin/python benchmarks/second_run.py BEFORE AFTER [ROUNDS] [LABEL]   (results: second_run_LABEL.md)
+Run: .venv/bin/python benchmarks/second_run.py BEFORE AFTER [ROUNDS] [LABEL] [mitogen]   (results: second_run_LABEL.md)
+Plain ansible-core over SSH by default (what `ansible-playbook` does with the project's ansible.cfg); `mitogen` runs
+with the collection's Mitogen strategy, as `maillab provision` does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from common import write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths  # noqa: E402
+from sendmail_fleet.playbook import ansible_env  # noqa: E402
 
 
 def worktree(ref: str, where: Path) -> Path:
@@ -34,12 +37,15 @@ def worktree(ref: str, where: Path) -> Path:
     return tree
 
 
-def run(tree: Path, inventory: Path, warm_up: bool = False) -> float:
+def run(tree: Path, inventory: Path, warm_up: bool = False, mitogen: bool = False) -> float:
     playbook = repo_root() / ".venv" / "bin" / "ansible-playbook"
     t0 = time.monotonic()
+    env = {"PATH": f"{playbook.parent}:/usr/bin:/bin", "HOME": "/root"}
+    if mitogen:  # the collection's Mitogen strategy, as maillab provision runs it
+        env.update({k: v for k, v in ansible_env().items() if k in ("ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS")})
+    env["ANSIBLE_CONFIG"] = str(tree / "ansible.cfg")
     done = subprocess.run([str(playbook), "-i", str(inventory), "playbooks/site.yml"], cwd=tree, capture_output=True,
-                          text=True, env={"PATH": f"{playbook.parent}:/usr/bin:/bin", "HOME": "/root",
-                                          "ANSIBLE_CONFIG": str(tree / "ansible.cfg")})
+                          text=True, env=env)
     took = time.monotonic() - t0
     changed = [int(n) for n in re.findall(r"changed=(\d+)", done.stdout)]
     if done.returncode != 0 or (any(changed) and not warm_up):
@@ -51,16 +57,17 @@ def main() -> None:
     before, after = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     label = sys.argv[4] if len(sys.argv) > 4 else "refactor"
+    mitogen = sys.argv[5:6] == ["mitogen"]
     inventory = Paths.default().inventory
     times: dict[str, list[float]] = {before: [], after: []}
     with tempfile.TemporaryDirectory(prefix="second-run-") as tmp:
         trees = {ref: worktree(ref, Path(tmp)) for ref in (before, after)}
         try:
             for tree in trees.values():  # warm-up: SSH masters, page cache, each tree's reports/ on the controller
-                run(tree, inventory, warm_up=True)
+                run(tree, inventory, warm_up=True, mitogen=mitogen)
             for i in range(rounds):
                 for ref in ((before, after) if i % 2 == 0 else (after, before)):
-                    times[ref].append(run(trees[ref], inventory))
+                    times[ref].append(run(trees[ref], inventory, mitogen=mitogen))
                     print(f"round {i + 1}: {ref} {times[ref][-1]:.1f} s", flush=True)
         finally:
             for tree in trees.values():
@@ -70,8 +77,10 @@ def main() -> None:
     write(f"second_run_{label}", f"Second site.yml run (changes nothing), {before} against {after}, same lab", [
         f"The lab as it runs ({inventory}), each commit from its own worktree, {rounds} rounds alternating "
         "(the first round before first), after a warm-up run of each (which writes its own reports/ on the controller). "
-        "Every measured run changed nothing. Plain ansible-core over SSH (no Mitogen: the slowest way the roles run; "
-        "`maillab provision` runs with Mitogen, about 2.5x faster on this lab).", "",
+        "Every measured run changed nothing. "
+        + ("With the collection's Mitogen strategy, as `maillab provision` runs." if mitogen else
+           "Plain ansible-core over SSH (no Mitogen: the slowest way the roles run; `maillab provision` runs with "
+           "Mitogen, about 2.5x faster on this lab)."), "",
         "| commit | runs (s) | median (s) |", "|---|---|---|",
         *(f"| {ref} | {', '.join(f'{t:.1f}' for t in v)} | {med[ref]:.1f} |" for ref, v in times.items()), "",
         f"after / before (medians): {med[after] / med[before]:.2f}",
