@@ -31,6 +31,7 @@ from sendmail_fleet.mailcheck import MailLab, Result
 from sendmail_fleet.progress import Progress
 from sendmail_fleet.textable import align
 from sendmail_fleet.topology import DEFAULT_SUBNET, DEFAULT_VPS, Topology, build
+from sendmail_fleet.variants import all_variants
 
 # Every playbook run of the session (the tests', `maillab provision`'s and the demo's) is noted here, and the end
 # of the session sums them up (pytest_terminal_summary): where the lab tests' time goes.
@@ -44,6 +45,19 @@ LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", str(DEFAULT_VPS)))
 TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
 VPS = TOPOLOGY.by_role("vps")
 VPS_IDS = [f"{n.short}-{n.variant}" for n in VPS]
+DEBIAN_13, DEBIAN_12 = "trixie", "bookworm"
+
+
+def lab_host(variant: str | None = None, release: str | None = None, *, feature: str | None = None,
+             nth: int = 0) -> str:
+    """The inventory name of the session lab's nth VPS (0: the first) in `variant`, on Debian `release` (codename),
+    with `feature`: tests choose their hosts by what the hosts run, never by number."""
+    found = [n.short for n in VPS if variant in (None, n.variant) and release in (None, n.release)
+             and (feature is None or feature in all_variants()[n.variant or ""].features)]
+    if len(found) <= nth:
+        raise LookupError(f"the lab ({LAB_VPS} VPS) has no VPS number {nth + 1} in variant {variant}, release "
+                          f"{release}, feature {feature}: run the lab tests on the default lab")
+    return found[nth]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

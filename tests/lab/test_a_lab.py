@@ -61,10 +61,12 @@ def test_status_json_lists_containers_and_accounts(topo):
     assert set(names) == {n.name for n in topo.nodes}
     assert all(c["state"] == "running" for c in data["containers"])
     assert {c["role"] for c in data["containers"]} == {"dns", "acme", "vps", "mx", "client"}
-    vps1 = names["maillab-vps1"]
-    assert vps1["variant"] == "pop-before-smtp" and vps1["domain"] == "vps1.test"
-    assert {"host": "maillab-vps1", "user": "alice", "address": "alice@vps1.test",
-            "password": "alice-vps1-Lab1"} in data["accounts"]
+    for node in topo.by_role("vps"):  # each as the topology made it: the variant it runs, its domain, its mailboxes
+        shown = names[node.name]
+        assert (shown["variant"], shown["domain"], shown["release"]) == (node.variant, node.domain, node.release)
+        alice = node.accounts[0]
+        assert {"host": node.name, "user": alice.user, "address": f"alice@{node.domain}",
+                "password": alice.password} in data["accounts"]
 
 
 def test_a_busy_subnet_is_refused_in_one_line_and_the_running_lab_is_untouched(topo, paths):
@@ -92,7 +94,7 @@ REFUSAL = {False: "Host key verification failed", True: "mismatching host key"}
 @pytest.mark.parametrize("accelerated", [False, True], ids=["plain ansible-core", "mitogen"])
 def test_an_inventory_with_a_wrong_host_key_is_refused(topo, paths, tmp_path, accelerated):
     """Host keys are checked for every inventory but the lab's own: a key that does not match stops the run."""
-    vps1 = topo.get("vps1")
+    vps1 = topo.by_role("vps")[0]  # any VPS: the inventory below names it vps1
     wrong = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
                            capture_output=True, text=True)
     assert wrong.returncode == 0, wrong.stderr

@@ -13,7 +13,11 @@ from sendmail_fleet.images import LABEL, tag
 from sendmail_fleet.lab import Owner
 from sendmail_fleet.topology import PREFIX
 
-from .conftest import playbook, recap
+from .conftest import DEBIAN_13, lab_host, playbook, recap
+
+# a provisioned Debian 13 host whose facts stand in for other platforms, and whose inventory entry the
+# container without systemd borrows
+HOST = lab_host("default-auth-only", DEBIAN_13)
 
 SUPPORTED = "supports Debian 12 (bookworm) and 13 (trixie) with systemd. Nothing was changed on this host."
 
@@ -31,7 +35,7 @@ def debian13_without_systemd(provisioned, paths, tmp_path_factory):
                                    labels={LABEL: "test", **Owner.of(paths).labels}, hostname="nosystemd.example.test")
     client.networks.get(provisioned.network).connect(box, ipv4_address=address)
     box.start()
-    vps = yaml.safe_load(paths.inventory.read_text())["all"]["children"]["fleet"]["hosts"]["vps3"]
+    vps = yaml.safe_load(paths.inventory.read_text())["all"]["children"]["fleet"]["hosts"][HOST]
     inventory = tmp_path_factory.mktemp("platform") / "nosystemd.yml"
     inventory.write_text(yaml.safe_dump({"fleet": {"hosts": {"nosystemd": {**vps, "ansible_host": address}}}}))
     try:
@@ -59,8 +63,8 @@ def test_another_release_or_distribution_is_refused_before_anything_changes(prov
     # A real VPS with its release facts replaced: the check reads the facts, so this is what Debian 11 or
     # Ubuntu would show; nothing runs after it.
     extra = " ".join(f"{k}={v}" for k, v in facts.items())
-    run = playbook(paths, "-l", "vps3", "-e", extra)
+    run = playbook(paths, "-l", HOST, "-e", extra)
     assert run.returncode != 0
-    assert f"vps3 runs {named} with systemd" in run.stdout and SUPPORTED in " ".join(run.stdout.split())
-    counts = recap(run.stdout)["vps3"]
+    assert f"{HOST} runs {named} with systemd" in run.stdout and SUPPORTED in " ".join(run.stdout.split())
+    counts = recap(run.stdout)[HOST]
     assert (counts["changed"], counts["failed"]) == (0, 1), counts

@@ -8,7 +8,23 @@ import pytest
 from sendmail_fleet.mailcheck import Checks
 from sendmail_fleet.variants import variant_names
 
-from .conftest import VPS, VPS_IDS, changed_tasks, host, maillab_cli, playbook, recap, sha
+from .conftest import (
+    DEBIAN_12,
+    DEBIAN_13,
+    VPS,
+    VPS_IDS,
+    changed_tasks,
+    host,
+    lab_host,
+    maillab_cli,
+    playbook,
+    recap,
+    sha,
+)
+
+# Two hosts that between them take every branch of the roles; a host in the default variant.
+EVERY_BRANCH = (lab_host("pop-before-smtp", DEBIAN_13), lab_host("default-procmail-lda-auth-only", DEBIAN_12))
+DEFAULT = lab_host("default", DEBIAN_13)
 
 
 @pytest.mark.parametrize("node", VPS, ids=VPS_IDS)
@@ -43,38 +59,38 @@ def test_all_five_variants_are_built_for_switching_by_hand(provisioned, node):
 
 def test_a_second_run_on_plain_ansible_core_changes_nothing(provisioned, paths):
     """The lab provisions with Mitogen when it is installed; the roles need only ansible-core, and a run without
-    it finds nothing to change after one with it. vps1 and vps10 between them take every branch of the roles
-    (SASL absent and present, procmail absent and present, POP-before-SMTP present and absent), vps1 on Debian 13
-    and vps10 on Debian 12; later tests run site.yml on every host with Mitogen and assert the same."""
-    run = playbook(paths, "-l", "vps1,vps10", accelerated=False)
+    it finds nothing to change after one with it. The two hosts between them take every branch of the roles
+    (SASL absent and present, procmail absent and present, POP-before-SMTP present and absent), one on Debian 13
+    and one on Debian 12; later tests run site.yml on every host with Mitogen and assert the same."""
+    run = playbook(paths, "-l", ",".join(EVERY_BRANCH), accelerated=False)
     assert run.returncode == 0, run.stdout[-4000:]
     changed = {h: c["changed"] for h, c in recap(run.stdout).items()}
-    assert set(changed) == {"vps1", "vps10"} and all(v == 0 for v in changed.values()), changed_tasks(run.stdout)
+    assert set(changed) == set(EVERY_BRANCH) and all(v == 0 for v in changed.values()), changed_tasks(run.stdout)
 
 
 def test_check_mode_shows_the_mc_diff_and_changes_nothing(provisioned, paths):
-    vps2 = provisioned.get("vps2")
-    before = sha(vps2, "/etc/mail/sendmail.mc")
-    run = playbook(paths, "--check", "--diff", "-l", "vps2", "-e", "sendmail_variant=default-auth-only")
+    node = provisioned.get(DEFAULT)
+    before = sha(node, "/etc/mail/sendmail.mc")
+    run = playbook(paths, "--check", "--diff", "-l", DEFAULT, "-e", "sendmail_variant=default-auth-only")
     assert run.returncode == 0, run.stdout[-4000:]
     assert "-FEATURE(`drac', `hash -o /etc/mail/drac')dnl" in run.stdout
     assert "+VERSIONID(`sendmail-fleet default-auth-only')dnl" in run.stdout
-    assert sha(vps2, "/etc/mail/sendmail.mc") == before
+    assert sha(node, "/etc/mail/sendmail.mc") == before
 
 
 def test_an_unknown_variant_is_refused_naming_the_variable_and_choices(provisioned, paths):
-    run = playbook(paths, "-l", "vps2", "-e", "sendmail_variant=sendmail-classic")
+    run = playbook(paths, "-l", DEFAULT, "-e", "sendmail_variant=sendmail-classic")
     assert run.returncode != 0
     assert "sendmail_variant" in run.stdout and "default-procmail-lda-auth-only" in run.stdout
 
 
 def test_an_unknown_feature_is_refused(provisioned, paths):
-    run = playbook(paths, "-l", "vps2", "-e", '{"sendmail_features": ["smtp_auth", "uucp"]}')
+    run = playbook(paths, "-l", DEFAULT, "-e", '{"sendmail_features": ["smtp_auth", "uucp"]}')
     assert run.returncode != 0 and "sendmail_features" in run.stdout and "pop_before_smtp" in run.stdout
 
 
 def test_a_bad_setup_date_is_refused(provisioned, paths):
-    run = playbook(paths, "-l", "vps2", "-e", "sendmail_variant=", "-e", "sendmail_setup_date=16/01/2003")
+    run = playbook(paths, "-l", DEFAULT, "-e", "sendmail_variant=", "-e", "sendmail_setup_date=16/01/2003")
     assert run.returncode != 0 and "sendmail_setup_date" in run.stdout and "YYYY-MM-DD" in run.stdout
 
 
@@ -86,8 +102,8 @@ BROKEN = {
 }
 
 
-# The same variant on each release: vps3 runs Debian 13, vps8 Debian 12.
-AUTH_ONLY_PER_RELEASE = ("vps3", "vps8")
+# The same variant on each release.
+AUTH_ONLY_PER_RELEASE = (lab_host("default-auth-only", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12))
 LIVE = ("/etc/mail/sendmail.mc", "/etc/mail/sendmail.cf")
 
 
@@ -110,8 +126,8 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
 
 
-# pop-before-smtp on each release: vps1 runs Debian 13, vps6 (given only its set-up date) Debian 12.
-LEGACY_PER_RELEASE = ("vps1", "vps6")
+# pop-before-smtp on each release (on Debian 12 the host given only its set-up date, in the default lab).
+LEGACY_PER_RELEASE = (lab_host("pop-before-smtp", DEBIAN_13), lab_host("pop-before-smtp", DEBIAN_12))
 
 
 def test_a_failed_switch_to_another_variant_is_rolled_back_and_the_old_variant_keeps_its_promises(

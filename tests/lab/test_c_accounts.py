@@ -9,9 +9,9 @@ import pytest
 from sendmail_fleet.lab import _put_file
 from sendmail_fleet.mailcheck import MailLab
 
-from .conftest import playbook, recap
+from .conftest import lab_host, playbook, recap
 
-HOST = "vps3"  # default-auth-only
+HOST = lab_host("default-auth-only")
 
 
 def auth(lab: MailLab, node, user: str, password: str) -> int | None:

@@ -12,9 +12,10 @@ import pytest
 
 from sendmail_fleet.mailcheck import MailLab, message, refused_at_connect, token
 
-from .conftest import changed_tasks, playbook, recap
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap
 
-RENEWED = ("vps3", "vps8")  # Debian 13 and 12, both with SMTP-Auth (465 open)
+RENEWED = (lab_host("default-auth-only", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12))  # 465 open on both
+MOVED = RENEWED[1]  # the host whose challenges' folder moves
 CERTBOT_ENV = "REQUESTS_CA_BUNDLE=/etc/ssl/sendmail-fleet/acme-server-ca.pem"
 
 
@@ -110,21 +111,21 @@ def test_a_forced_renewal_is_served_on_every_tls_port_and_no_submission_fails_me
 def test_a_renewal_set_to_answer_from_another_folder_is_asked_for_again_once_and_then_renews(maillab, paths):
     """The admin moves the challenges' folder (as when nginx comes to hold port 80): the renewal settings follow
     in the same run, not at a failed renewal months later; the next run asks nothing; a forced renewal works."""
-    node = maillab.topo.get("vps8")
+    node = maillab.topo.get(MOVED)
     moved = "/var/www/acme-moved"
     try:
-        run = playbook(paths, "-l", "vps8", "-e", f"mail_host_acme_webroot={moved}")
+        run = playbook(paths, "-l", MOVED, "-e", f"mail_host_acme_webroot={moved}")
         assert run.returncode == 0, run.stdout[-3000:]
         assert [t for t in changed_tasks(run.stdout) if "ACME | Ask the CA (HTTP-01, webroot)" in t], \
             changed_tasks(run.stdout)
         _, conf = maillab.sh(node, "grep '^webroot_path' /etc/letsencrypt/renewal/sendmail-fleet.conf")
         assert conf.strip() == f"webroot_path = {moved},"
-        again = playbook(paths, "-l", "vps8", "-e", f"mail_host_acme_webroot={moved}")
-        assert recap(again.stdout)["vps8"]["changed"] == 0, changed_tasks(again.stdout)
+        again = playbook(paths, "-l", MOVED, "-e", f"mail_host_acme_webroot={moved}")
+        assert recap(again.stdout)[MOVED]["changed"] == 0, changed_tasks(again.stdout)
         code, out = maillab.sh(node, f"{CERTBOT_ENV} certbot renew --force-renewal --no-random-sleep-on-renew "
                                      "--cert-name sendmail-fleet 2>&1")
         assert code == 0, out[-2000:]
     finally:
-        back = playbook(paths, "-l", "vps8")
+        back = playbook(paths, "-l", MOVED)
         maillab.sh(node, f"rm -rf {moved}")
         assert back.returncode == 0, back.stdout[-3000:]

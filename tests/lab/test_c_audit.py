@@ -6,18 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from .conftest import playbook
+from .conftest import DEBIAN_12, DEBIAN_13, TOPOLOGY, lab_host, playbook
 
-HOST = "vps11"  # default-grace: the rollout's next step, to SMTP-Auth only, is the gated one
+HOST = lab_host(feature="pop_before_smtp_grace")  # the rollout's next step, to SMTP-Auth only, is the gated one
+AUDITED = (lab_host("default", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12))
 
 
 def test_the_audits_json_shows_each_hosts_log_span(provisioned, paths, tmp_path):
     report = tmp_path / "audit.json"
-    run = playbook(paths, "-e", "target=vps2,vps8", "-e", f"audit_report_file={report}",
+    run = playbook(paths, "-e", f"target={','.join(AUDITED)}", "-e", f"audit_report_file={report}",
                    name="audit-pop-before-smtp.yml")
     assert run.returncode == 0, run.stdout[-3000:]
     hosts = {h["host"]: h for h in json.loads(report.read_text())["hosts"]}
-    assert set(hosts) == {"mail.vps2.test", "mail.vps8.test"}
+    assert set(hosts) == {TOPOLOGY.get(h).fqdn for h in AUDITED}
     now = dt.datetime.now(dt.timezone.utc)
     for name, host in hosts.items():
         # The lab's hosts are new: their journal (which the audit reads on both releases) began a little while ago,

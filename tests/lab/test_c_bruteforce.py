@@ -15,7 +15,9 @@ import pytest
 from sendmail_fleet.mailcheck import Checks, MailLab, refused_at_connect
 from sendmail_fleet.topology import FAIL2BAN_BANTIME, FAIL2BAN_MAXRETRY, LONG_PTR_CLIENT
 
-HOST = "vps3"  # default-auth-only
+from .conftest import DEBIAN_12, DEBIAN_13, lab_host
+
+HOST = lab_host("default-auth-only", DEBIAN_13)
 
 
 def refused(lab: MailLab, node, port: int) -> bool:
@@ -47,10 +49,10 @@ def vps(provisioned):
     return provisioned.get(HOST)
 
 
-# The bans on each release at once: fail2ban 1.1 reading dovecot 2.4 and sendmail 8.18 (Debian 13, vps3), fail2ban
-# 1.0 reading dovecot 2.3 and sendmail 8.17 (Debian 12, vps8); both default-auth-only. Each host bans on its own,
+# The bans on each release at once: fail2ban 1.1 reading dovecot 2.4 and sendmail 8.18 (Debian 13), fail2ban
+# 1.0 reading dovecot 2.3 and sendmail 8.17 (Debian 12); both default-auth-only. Each host bans on its own,
 # so the two are attacked together and the waits overlap.
-BANNING = (HOST, "vps8")
+BANNING = (HOST, lab_host("default-auth-only", DEBIAN_12))
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import pytest
 from sendmail_fleet.mailcheck import Checks, MailLab
 from sendmail_fleet.topology import POP_BEFORE_SMTP_WINDOW
 
-from .conftest import playbook
+from .conftest import lab_host, playbook
 
-HOST = "vps2"  # default: POP-before-SMTP or SMTP-Auth
+HOST = lab_host("default")  # POP-before-SMTP or SMTP-Auth
 ENTRIES = "/var/lib/pop-before-smtp/clients"
 
 

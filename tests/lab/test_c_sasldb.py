@@ -9,9 +9,9 @@ import pytest
 
 from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 
-from .conftest import playbook, recap, sha
+from .conftest import lab_host, playbook, recap, sha
 
-HOST = "vps3"  # default-auth-only
+HOST = lab_host("default-auth-only")
 DAVE = {"name": "dave", "password": "Dave-sasldb-Lab1"}
 
 

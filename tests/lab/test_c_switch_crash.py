@@ -17,9 +17,10 @@ from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet import repo_root
 from sendmail_fleet.mailcheck import Checks
 
-from .conftest import playbook, recap
+from .conftest import lab_host, playbook, recap
 
-VPS = "vps5"  # default-procmail-lda-auth-only: no other lab test depends on its state
+VPS = lab_host("default-procmail-lda-auth-only", "trixie")  # no other lab test depends on its state
+STOPPED = lab_host("default-procmail-lda", "trixie")  # its dovecot is stopped for the fleet report
 REPORT = repo_root() / "reports" / "fleet-report.json"
 SWITCH_UNIT = "sendmail-fleet-switch"
 
@@ -123,7 +124,7 @@ def test_a_cf_installed_by_hand_is_not_left_running_on_an_old_daemon(provisioned
 
 def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_changes_nothing(provisioned, maillab,
                                                                                           paths):
-    edited, stopped = provisioned.get(VPS), provisioned.get("vps4")
+    edited, stopped = provisioned.get(VPS), provisioned.get(STOPPED)
     maillab.sh(edited, "sed -i 's/^O MaxRecipientsPerMessage=.*/O MaxRecipientsPerMessage=5000/' /etc/mail/sendmail.cf")
     maillab.sh(stopped, "systemctl stop dovecot")
     run, rows = fleet_report(paths)
@@ -131,8 +132,8 @@ def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_chang
     assert all(c["changed"] == 0 for c in recap(run.stdout).values()), recap(run.stdout)
     assert rows[VPS]["cf_matches_mc"] is False
     assert any("MaxRecipientsPerMessage=5000" in p for p in rows[VPS]["problems"]), rows[VPS]
-    assert rows["vps4"]["services"]["dovecot"] != "running" and "dovecot is not running" in rows["vps4"]["problems"]
-    others = {h: r["problems"] for h, r in rows.items() if h not in (VPS, "vps4")}
+    assert rows[STOPPED]["services"]["dovecot"] != "running" and "dovecot is not running" in rows[STOPPED]["problems"]
+    others = {h: r["problems"] for h, r in rows.items() if h not in (VPS, STOPPED)}
     assert all(p == [] for p in others.values()), others
     for row in rows.values():
         assert row["wanted"] == row["live"] == provisioned.get(row["host"]).variant, row
@@ -140,7 +141,7 @@ def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_chang
     table = REPORT.with_suffix(".txt").read_text()
     assert table.split()[:4] == ["HOST", "WANTED", "RECORDED", "LIVE"] and "DRIFT on 2 of" in table
     # site.yml repairs both; then the report is clean and exits 0.
-    fix = playbook(paths, "-l", f"{VPS},vps4")
+    fix = playbook(paths, "-l", f"{VPS},{STOPPED}")
     assert fix.returncode == 0, fix.stdout[-3000:]
     run, rows = fleet_report(paths)
     assert run.returncode == 0, run.stdout[-3000:]
@@ -150,4 +151,4 @@ def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_chang
 @pytest.fixture(scope="module", autouse=True)
 def _lab_is_clean_afterwards(provisioned, paths):
     yield
-    assert playbook(paths, "-l", f"{VPS},vps4").returncode == 0
+    assert playbook(paths, "-l", f"{VPS},{STOPPED}").returncode == 0

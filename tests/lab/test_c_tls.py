@@ -12,9 +12,12 @@ import pytest
 from sendmail_fleet.mailcheck import MailLab, message, token
 from sendmail_fleet.variants import all_variants
 
+from .conftest import DEBIAN_12, DEBIAN_13, lab_host
+
 TLS_PORTS = (25, 110, 465, 587, 995)
 # One host per release with SMTP-Auth (465 open), and the legacy variant (465 closed).
-SCANNED = ("vps3", "vps8", "vps6")
+AUTH_HOSTS = (lab_host("default-auth-only", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12))
+SCANNED = (*AUTH_HOSTS, lab_host("pop-before-smtp", DEBIAN_12))
 
 
 def scan(lab: MailLab, short: str) -> dict[int, dict]:
@@ -65,14 +68,14 @@ def test_the_scanner_finds_tls_1_2_or_later_only_and_no_weak_cipher_on_every_por
 
 
 def test_a_client_that_expects_another_name_refuses_the_certificate(maillab):
-    vps3 = maillab.topo.get("vps3")
-    res = maillab.smtp("client1", vps3, port=465, tls=True, server_name="not-this-host.example.test")
+    vps = maillab.topo.get(AUTH_HOSTS[0])
+    res = maillab.smtp("client1", vps, port=465, tls=True, server_name="not-this-host.example.test")
     assert not res.raw["ok"] and "CERTIFICATE_VERIFY_FAILED" in res.last["text"], res.summary()
-    alice = vps3.accounts[0]
-    assert maillab.pop3("client1", vps3, alice.user, alice.password, port=995)["ok"]  # the right name verifies
+    alice = vps.accounts[0]
+    assert maillab.pop3("client1", vps, alice.user, alice.password, port=995)["ok"]  # the right name verifies
 
 
-@pytest.mark.parametrize("short", ["vps3", "vps8"])
+@pytest.mark.parametrize("short", AUTH_HOSTS)
 def test_swaks_submits_on_465_with_certificate_verification_and_the_mail_arrives_at_mx(maillab, short):
     vps = maillab.topo.get(short)
     alice, carol = vps.accounts[0], maillab.topo.by_role("mx")[0].accounts[0]
