@@ -161,8 +161,8 @@ def maillab(provisioned: Topology) -> MailLab:
 
 @pytest.fixture(scope="session")
 def lost_host_rollout(maillab: MailLab, paths: Paths, tmp_path_factory) -> Iterator[Future]:
-    """The lost-host rollout scenario (tests/lab/lost_host.py, on vps7-10), started in a thread when a test first
-    asks for it; test_d's fleet rollout asks first and works on vps1-6 meanwhile. Its tests wait for the result."""
+    """The lost-host rollout scenario (tests/lab/lost_host.py, on four Debian 12 hosts), started in a thread when a
+    test first asks for it; test_d's fleet rollout asks first and works on the other hosts meanwhile. Its tests wait for the result."""
     from .lost_host import run
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lost-host")

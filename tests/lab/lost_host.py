@@ -1,8 +1,8 @@
 """The lost-host rollout scenario (asserted in test_e_unreachable): a host goes away in the middle of its rollout
 batch; once it is back, the next rollout finishes the job.
 
-It touches only HOSTS (Debian 12, vps7-10) and writes its reports to its own files, so the `lost_host_rollout`
-fixture runs it in a thread beside the fleet rollout of test_d_rollout (vps1-6): the two scenarios' minutes
+It touches only HOSTS (four Debian 12 hosts) and writes its reports to its own files, so the `lost_host_rollout`
+fixture runs it in a thread beside the fleet rollout of test_d_rollout (the other hosts): the two scenarios' minutes
 overlap instead of adding up. It records what it saw; the tests assert on the record.
 """
 
@@ -18,8 +18,13 @@ from sendmail_fleet import playbook as ansible_playbook
 from sendmail_fleet.lab import Paths
 from sendmail_fleet.topology import Topology
 
-HOSTS = ("vps7", "vps8", "vps9", "vps10")  # batches [1, 2, 1]: vps7 | vps8 vps9 | vps10
-LOST = "vps9"
+from .conftest import DEBIAN_12, lab_host
+
+# The Debian 12 hosts in the four SMTP-Auth set-up variants, in the inventory's order: batches [1, 2, 1], and the
+# host lost is the second of the middle batch.
+HOSTS = tuple(lab_host(v, DEBIAN_12) for v in ("default", "default-auth-only", "default-procmail-lda",
+                                                "default-procmail-lda-auth-only"))
+LOST = HOSTS[2]
 
 
 def _run(paths: Paths, *args: str, name: str = "site.yml") -> subprocess.CompletedProcess:
@@ -45,7 +50,7 @@ def run(topo: Topology, paths: Paths, reports: Path) -> dict:
     try:
         for line in proc.stdout:
             lines.append(line)
-            # vps9's batch has started and the switch is provisioning it (the mail_host role's first role): pull it.
+            # LOST's batch has started and the switch is provisioning it (the mail_host role's first role): pull it.
             switching = switching or line.startswith("PLAY [Rollout | Switch")
             batch2 = batch2 or (switching and line.startswith(f"ok: [{LOST}]"))
             if batch2 and not killed and line.startswith("TASK [tls :"):

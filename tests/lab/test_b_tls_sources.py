@@ -14,7 +14,12 @@ from cryptography import x509
 
 from sendmail_fleet.pki import issue
 
-from .conftest import changed_tasks, playbook, recap, sha
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap, sha
+
+# Two hosts no other test of this module touches: the controller's certificate on Debian 13, a self-signed one on
+# Debian 12 (openssl 3.0), in threads beside each other.
+CONTROLLER = lab_host("default-procmail-lda", DEBIAN_13)
+SELF_SIGNED = lab_host("default-procmail-lda", DEBIAN_12)
 
 LIVE = ("/etc/ssl/sendmail-fleet/cert.pem", "/etc/ssl/sendmail-fleet/key.pem")
 UNCHANGED = "It was not installed; the live certificate in /etc/ssl/sendmail-fleet is unchanged."
@@ -26,8 +31,8 @@ def live_cert(maillab, node) -> x509.Certificate:
 
 @pytest.fixture(scope="module")
 def self_signed_beside(maillab, paths) -> Iterator[Future]:
-    """The self-signed scenario on vps9, started when the first test of this module sets up, so it runs beside
-    the controller tests on vps4 (other hosts, other certificates)."""
+    """The self-signed scenario on SELF_SIGNED, started when the first test of this module sets up, so it runs beside
+    the controller tests on CONTROLLER (other hosts, other certificates)."""
     with ThreadPoolExecutor(1, thread_name_prefix="self-signed") as pool:
         yield pool.submit(self_signed_scenario, maillab, paths)
 
@@ -36,7 +41,7 @@ def self_signed_beside(maillab, paths) -> Iterator[Future]:
 def pairs(paths, tmp_path_factory, provisioned, self_signed_beside):
     """Files on the controller: a good certificate with another key, and an expired certificate with its key."""
     folder = tmp_path_factory.mktemp("certs")
-    node = provisioned.get("vps4")
+    node = provisioned.get(CONTROLLER)
     now = dt.datetime.now(dt.timezone.utc)
     good, _ = issue(paths.pki, [node.fqdn], now + dt.timedelta(days=300))
     _, other_key = issue(paths.pki, [node.fqdn], now + dt.timedelta(days=300))
@@ -54,49 +59,49 @@ def pairs(paths, tmp_path_factory, provisioned, self_signed_beside):
 ], ids=["key-mismatch", "expired"])
 def test_a_controller_certificate_that_fails_its_checks_is_refused_and_the_live_files_stay(
         pairs, maillab, paths, cert, key, why):
-    vps4 = maillab.topo.get("vps4")
-    before = [sha(vps4, f) for f in LIVE]
-    run = playbook(paths, "-l", "vps4", "--tags", "tls", "-e", "tls_source=controller",
+    ctl = maillab.topo.get(CONTROLLER)
+    before = [sha(ctl, f) for f in LIVE]
+    run = playbook(paths, "-l", CONTROLLER, "--tags", "tls", "-e", "tls_source=controller",
                    "-e", f"tls_cert_src={pairs[cert]}", "-e", f"tls_key_src={pairs[key]}")
     assert run.returncode != 0
     said = " ".join(run.stdout.split())
     assert f"the certificate {pairs[cert]} {why}" in said and UNCHANGED in said, run.stdout[-3000:]
-    assert [sha(vps4, f) for f in LIVE] == before
-    offer = maillab.smtp("client1", vps4, port=587, starttls=True)  # verified against the lab's CA, as before
+    assert [sha(ctl, f) for f in LIVE] == before
+    offer = maillab.smtp("client1", ctl, port=587, starttls=True)  # verified against the lab's CA, as before
     assert offer.raw["ok"] and offer.raw.get("tls_version") in ("TLSv1.2", "TLSv1.3"), offer.summary()
 
 
 def self_signed_scenario(maillab, paths) -> None:
-    """Runs in a thread (self_signed_beside) while the controller tests work on vps4; its assertions fail the
+    """Runs in a thread (self_signed_beside) while the controller tests work on CONTROLLER; its assertions fail the
     test that waits for it."""
-    vps9 = maillab.topo.get("vps9")  # Debian 12 (openssl 3.0); the controller source runs on 13
-    self_signed = ("-l", "vps9", "--tags", "tls", "-e", "tls_source=self-signed")
+    signed = maillab.topo.get(SELF_SIGNED)  # Debian 12 (openssl 3.0); the controller source runs on 13
+    self_signed = ("-l", SELF_SIGNED, "--tags", "tls", "-e", "tls_source=self-signed")
     # The lab's certificate (from its ACME CA) is not self-signed: the source changed, so one is made (short-lived,
     # on purpose).
     short = playbook(paths, *self_signed, "-e", "tls_self_signed_days=10")
     assert short.returncode == 0, short.stdout[-3000:]
-    first = live_cert(maillab, vps9)
+    first = live_cert(maillab, signed)
     assert first.issuer == first.subject and (first.not_valid_after_utc - first.not_valid_before_utc).days == 10
     # 10 days left is inside the 30-day window: the next run makes a new one.
     renewed = playbook(paths, *self_signed)
     assert renewed.returncode == 0, renewed.stdout[-3000:]
-    second = live_cert(maillab, vps9)
+    second = live_cert(maillab, signed)
     assert second.serial_number != first.serial_number and (second.not_valid_after_utc - dt.datetime.now(
         dt.timezone.utc)).days >= 820
     again = playbook(paths, *self_signed)
-    assert recap(again.stdout)["vps9"]["changed"] == 0, changed_tasks(again.stdout)
-    assert live_cert(maillab, vps9).serial_number == second.serial_number
-    renamed = playbook(paths, *self_signed, "-e", "mail_fqdn=mail2.vps9.test")
+    assert recap(again.stdout)[SELF_SIGNED]["changed"] == 0, changed_tasks(again.stdout)
+    assert live_cert(maillab, signed).serial_number == second.serial_number
+    renamed = playbook(paths, *self_signed, "-e", f"mail_fqdn=mail2.{signed.domain}")
     assert renamed.returncode == 0, renamed.stdout[-3000:]
-    names = live_cert(maillab, vps9).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert names.get_values_for_type(x509.DNSName) == ["mail2.vps9.test"]
+    names = live_cert(maillab, signed).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [f"mail2.{signed.domain}"]
     # Another source: certbot's renewal of the old certificate is gone (it would overwrite this one).
-    code, _ = maillab.sh(vps9, "test -e /etc/letsencrypt/renewal/sendmail-fleet.conf")
+    code, _ = maillab.sh(signed, "test -e /etc/letsencrypt/renewal/sendmail-fleet.conf")
     assert code != 0
     # Back to the lab's ACME CA (a new certificate, as certbot's was deleted), which clients verify again.
-    back = playbook(paths, "-l", "vps9", "--tags", "tls")
+    back = playbook(paths, "-l", SELF_SIGNED, "--tags", "tls")
     assert back.returncode == 0, back.stdout[-3000:]
-    offer = maillab.smtp("client1", vps9, port=587, starttls=True)
+    offer = maillab.smtp("client1", signed, port=587, starttls=True)
     assert offer.raw["ok"] and offer.raw["cert_issuer"].startswith("Pebble"), offer.summary()
 
 
@@ -108,23 +113,23 @@ def key_lines_in(output: str, key_pem: str) -> list[str]:
 
 
 def test_a_good_controller_certificate_is_installed_and_a_second_run_changes_nothing(maillab, paths):
-    vps4 = maillab.topo.get("vps4")  # the lab CA's certificate for vps4, given in the inventory
-    controller = ("-l", "vps4", "--tags", "tls", "-e", "tls_source=controller")
+    ctl = maillab.topo.get(CONTROLLER)  # the lab CA's certificate for it, given in the inventory
+    controller = ("-l", CONTROLLER, "--tags", "tls", "-e", "tls_source=controller")
     first = playbook(paths, "-vvv", *controller)  # the key changes, at the highest verbosity
     assert first.returncode == 0, first.stdout[-3000:]
-    assert key_lines_in(first.stdout, (paths.pki / "vps4.key").read_text()) == []
-    offer = maillab.smtp("client1", vps4, port=465, tls=True)
+    assert key_lines_in(first.stdout, (paths.pki / f"{CONTROLLER}.key").read_text()) == []
+    offer = maillab.smtp("client1", ctl, port=465, tls=True)
     assert offer.raw["ok"] and offer.raw["cert_issuer"] == "sendmail-fleet lab CA", offer.summary()
     again = playbook(paths, *controller)
-    assert recap(again.stdout)["vps4"]["changed"] == 0, changed_tasks(again.stdout)
-    _, listing = maillab.sh(vps4, "stat -c '%a %U %G' /etc/ssl/sendmail-fleet/key.pem /etc/ssl/sendmail-fleet/incoming")
+    assert recap(again.stdout)[CONTROLLER]["changed"] == 0, changed_tasks(again.stdout)
+    _, listing = maillab.sh(ctl, "stat -c '%a %U %G' /etc/ssl/sendmail-fleet/key.pem /etc/ssl/sendmail-fleet/incoming")
     assert listing.split("\n")[:2] == ["600 root root", "700 root root"], listing
-    back = playbook(paths, "-vvv", "-l", "vps4", "--tags", "tls")  # the lab's ACME certificate again: a new key
+    back = playbook(paths, "-vvv", "-l", CONTROLLER, "--tags", "tls")  # the lab's ACME certificate again: a new key
     assert back.returncode == 0, back.stdout[-3000:]
-    assert key_lines_in(back.stdout, maillab.sh(vps4, "cat /etc/ssl/sendmail-fleet/key.pem")[1]) == []
-    _, listing = maillab.sh(vps4, "ls -a /etc/ssl/sendmail-fleet")
+    assert key_lines_in(back.stdout, maillab.sh(ctl, "cat /etc/ssl/sendmail-fleet/key.pem")[1]) == []
+    _, listing = maillab.sh(ctl, "ls -a /etc/ssl/sendmail-fleet")
     assert "incoming" not in listing.split()  # no copy of the controller's key stays behind
-    assert maillab.smtp("client1", vps4, port=587, starttls=True).raw["cert_issuer"].startswith("Pebble")
+    assert maillab.smtp("client1", ctl, port=587, starttls=True).raw["cert_issuer"].startswith("Pebble")
 
 
 def test_a_self_signed_certificate_is_made_renewed_near_its_end_remade_for_a_new_name_and_else_kept(

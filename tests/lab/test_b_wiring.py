@@ -13,7 +13,12 @@ import pytest
 from sendmail_fleet import repo_root
 from sendmail_fleet.mailcheck import Checks
 
-from .conftest import changed_tasks, playbook, recap
+from .conftest import DEBIAN_13, changed_tasks, lab_host, playbook, recap
+
+AUTH_ONLY = lab_host("default-auth-only", DEBIAN_13)
+PROCMAIL = lab_host("default-procmail-lda", DEBIAN_13)
+BOTH_WAYS = lab_host("default", DEBIAN_13)
+ARTIFACT = lab_host("default-procmail-lda-auth-only", DEBIAN_13)  # the collection artifact switches it and back
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 
@@ -41,7 +46,7 @@ def test_site_list_tags_shows_every_roles_tags(provisioned, paths):
 
 
 def test_tags_sasl_runs_only_sasl_tasks_and_the_variant_resolution(provisioned, paths):
-    run = playbook(paths, "-l", "vps3", "--tags", "sasl")
+    run = playbook(paths, "-l", AUTH_ONLY, "--tags", "sasl")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
     assert any(t.startswith("sasl : SASL | saslauthd's settings") for t in ran), ran
@@ -53,7 +58,7 @@ def test_tags_sasl_runs_only_sasl_tasks_and_the_variant_resolution(provisioned, 
 
 
 def test_tags_sendmail_config_runs_only_the_config_phase(provisioned, paths):
-    run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
+    run = playbook(paths, "-l", AUTH_ONLY, "--tags", "sendmail_config")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
     assert DEPLOY in ran, ran
@@ -64,51 +69,54 @@ def test_tags_sendmail_config_runs_only_the_config_phase(provisioned, paths):
 
 def test_tags_sendmail_config_rebuilds_and_restarts_a_changed_config(provisioned, paths, maillab):
     """A config change under --tags still reaches the build, the deploy and the restart (included files)."""
-    vps3 = provisioned.get("vps3")
-    maillab.sh(vps3, "sed -i 's/^VERSIONID.*/dnl tampered by hand/' /etc/mail/sendmail.mc")
-    assert "tampered by hand" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
-    run = playbook(paths, "-l", "vps3", "--tags", "sendmail_config")
+    node = provisioned.get(AUTH_ONLY)
+    maillab.sh(node, "sed -i 's/^VERSIONID.*/dnl tampered by hand/' /etc/mail/sendmail.mc")
+    assert "tampered by hand" in maillab.sh(node, "cat /etc/mail/sendmail.mc")[1]
+    run = playbook(paths, "-l", AUTH_ONLY, "--tags", "sendmail_config")
     assert run.returncode == 0, run.stdout[-3000:]
     ran = tasks_run(run.stdout)
     assert DEPLOY in ran
-    assert f"{DEPLOY}: {vps3.short}" in changed_tasks(run.stdout)  # built, switched, restarted and verified
-    assert f"VERSIONID(`sendmail-fleet {vps3.variant}')" in maillab.sh(vps3, "cat /etc/mail/sendmail.mc")[1]
-    assert Checks(maillab, vps3).auth_relay("PLAIN").passed
+    assert f"{DEPLOY}: {node.short}" in changed_tasks(run.stdout)  # built, switched, restarted and verified
+    assert f"VERSIONID(`sendmail-fleet {node.variant}')" in maillab.sh(node, "cat /etc/mail/sendmail.mc")[1]
+    assert Checks(maillab, node).auth_relay("PLAIN").passed
 
 
 def test_a_package_removed_by_hand_is_installed_again_by_the_next_run_and_the_run_after_changes_nothing(
         provisioned, paths, maillab):
     """A host with every package skips apt (a dpkg query decides); a missing one sends it to apt again."""
-    vps3 = provisioned.get("vps3")
-    code, out = maillab.sh(vps3, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q fail2ban >/dev/null"
+    node = provisioned.get(AUTH_ONLY)
+    code, out = maillab.sh(node, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q fail2ban >/dev/null"
                                  " && dpkg-query -W -f '${db:Status-Abbrev}' fail2ban")
     assert (code, out.strip()) == (0, "rc"), out
-    run = playbook(paths, "-l", "vps3")
+    run = playbook(paths, "-l", AUTH_ONLY)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert recap(run.stdout)["vps3"]["changed"] > 0
+    assert recap(run.stdout)[AUTH_ONLY]["changed"] > 0
     # fail2ban's server answers once it has read its jails: poll it for up to 30 s
-    code, out = maillab.sh(vps3, "dpkg-query -W -f '${db:Status-Abbrev}' fail2ban && for i in $(seq 60); do "
+    code, out = maillab.sh(node, "dpkg-query -W -f '${db:Status-Abbrev}' fail2ban && for i in $(seq 60); do "
                                  "fail2ban-client ping 2>/dev/null && exit 0; sleep 0.5; done; exit 1")
     assert code == 0 and out.startswith("ii") and "pong" in out, out
-    again = playbook(paths, "-l", "vps3")
+    again = playbook(paths, "-l", AUTH_ONLY)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert recap(again.stdout)["vps3"]["changed"] == 0, changed_tasks(again.stdout)
-    assert Checks(maillab, vps3).auth_relay("PLAIN").passed
+    assert recap(again.stdout)[AUTH_ONLY]["changed"] == 0, changed_tasks(again.stdout)
+    assert Checks(maillab, node).auth_relay("PLAIN").passed
 
 
 # One file each role manages, deleted first so that the role alone must change it and notify its handlers.
-FORCED = {"vps3": ["/etc/ssl/sendmail-fleet/ca.pem", "/etc/sasl2/Sendmail.conf", "/etc/mail/local-host-names",
+FORCED = {AUTH_ONLY: ["/etc/ssl/sendmail-fleet/ca.pem", "/etc/sasl2/Sendmail.conf", "/etc/mail/local-host-names",
                    "/etc/dovecot/conf.d/90-sendmail-fleet-pop3.conf", "/etc/sendmail-fleet/mail-settings.json"],
-          "vps4": ["/etc/procmailrc"],
-          "vps2": ["/etc/dovecot/conf.d/95-pop-before-smtp.conf"]}
+          PROCMAIL: ["/etc/procmailrc"],
+          BOTH_WAYS: ["/etc/dovecot/conf.d/95-pop-before-smtp.conf"]}
+# The roles-alone playbook's hosts, by what each play needs (its hosts: are these variables).
+ALONE_HOSTS = ("-e", f"alone_auth_only={AUTH_ONLY}", "-e", f"alone_procmail={PROCMAIL}",
+               "-e", f"alone_pop_before_smtp={BOTH_WAYS}")
 
 
 @pytest.fixture(scope="module")
 def roles_alone(provisioned, paths, maillab):
     for short, files in FORCED.items():
         maillab.sh(provisioned.get(short), "rm -f " + " ".join(files))
-    first = playbook(paths, name=PLAYBOOKS / "roles-alone.yml")
-    second = playbook(paths, name=PLAYBOOKS / "roles-alone.yml")
+    first = playbook(paths, *ALONE_HOSTS, name=PLAYBOOKS / "roles-alone.yml")
+    second = playbook(paths, *ALONE_HOSTS, name=PLAYBOOKS / "roles-alone.yml")
     return first, second
 
 
@@ -163,9 +171,9 @@ def collection(tmp_path_factory) -> Path:
 def fqcn_playbook(tmp: Path) -> tuple[Path, dict[str, str]]:
     """A playbook elsewhere that names the roles by FQCN, and a config that sees only the installed artifact."""
     book = tmp / "provision.yml"
-    book.write_text(textwrap.dedent("""\
+    book.write_text(textwrap.dedent(f"""\
         - name: A mail host from the installed collection
-          hosts: vps5
+          hosts: {ARTIFACT}
           become: true
           roles:
             - role: sendmail_fleet.mail.mail_host
@@ -186,20 +194,20 @@ def fqcn_playbook(tmp: Path) -> tuple[Path, dict[str, str]]:
 def test_the_collection_artifact_provisions_a_lab_vps_by_fully_qualified_names(collection, paths, maillab,
                                                                                  provisioned):
     book, env = fqcn_playbook(collection)
-    vps5 = provisioned.get("vps5")
-    other = "default-procmail-lda"  # vps5 runs default-procmail-lda-auth-only: the artifact switches it
-    assert vps5.variant != other
+    art = provisioned.get(ARTIFACT)
+    other = "default-procmail-lda"  # it runs default-procmail-lda-auth-only: the artifact switches it
+    assert art.variant != other
     switched = playbook(paths, "-e", f"sendmail_variant={other}", name=book, env=env)
     assert switched.returncode == 0, switched.stdout[-5000:]
     assert "sendmail_fleet.mail.mail_host" in switched.stdout or "mail_host :" in switched.stdout
-    assert f"VERSIONID(`sendmail-fleet {other}')" in maillab.sh(vps5, "cat /etc/mail/sendmail.mc")[1]
+    assert f"VERSIONID(`sendmail-fleet {other}')" in maillab.sh(art, "cat /etc/mail/sendmail.mc")[1]
     import dataclasses
-    checks = Checks(maillab, dataclasses.replace(vps5, variant=other))
+    checks = Checks(maillab, dataclasses.replace(art, variant=other))
     assert checks.pop_login_relay().passed, checks.results[-1].detail
     back = playbook(paths, name=book, env=env)
     assert back.returncode == 0, back.stdout[-5000:]
-    same = playbook(paths, "-l", "vps5")
+    same = playbook(paths, "-l", ARTIFACT)
     assert same.returncode == 0, same.stdout[-4000:]
-    assert recap(same.stdout)["vps5"]["changed"] == 0, "the artifact and the checkout must provision alike"
-    checks = Checks(maillab, vps5)
+    assert recap(same.stdout)[ARTIFACT]["changed"] == 0, "the artifact and the checkout must provision alike"
+    checks = Checks(maillab, art)
     assert checks.auth_relay("PLAIN").passed, checks.results[-1].detail

@@ -3,8 +3,8 @@ settings the way the programs do (SRV records in the lab DNS, Thunderbird's auto
 Autodiscover POST, an Apple profile), checks them against the rules those programs' parsers apply, then hands
 what it found to real mail programs (msmtp sends, fetchmail fetches) and follows the mail to the mailbox.
 
-Variant families: vps1 (legacy POP-before-SMTP), vps2 (both ways), vps3 and vps8 (SMTP-Auth only, Debian 13 and
-12); vps7's settings are published by the mx (the fleet-wide set-up, topology.SETTINGS_FROM_MX)."""
+Variant families, a host each: legacy POP-before-SMTP, both ways, SMTP-Auth only on Debian 13 and on 12; and a host
+whose settings the mx publishes (the fleet-wide set-up, topology.SETTINGS_FROM_MX)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,18 @@ from sendmail_fleet.mailcheck import MailLab, message, token
 from sendmail_fleet.topology import SETTINGS_FROM_MX
 
 from ..client_rules import Server, apple_account, outlook_protocols, thunderbird_config
-from .conftest import changed_tasks, curl, playbook, recap, sha
+from .conftest import DEBIAN_12, DEBIAN_13, TOPOLOGY, VPS, changed_tasks, curl, lab_host, playbook, recap, sha
 from .conftest import client_sh as sh
 
-FAMILIES = {"vps1": "legacy", "vps2": "both", "vps3": "auth-only", "vps8": "auth-only"}
+LEGACY, BOTH = lab_host("pop-before-smtp", DEBIAN_13), lab_host("default", DEBIAN_13)
+AUTH13, AUTH12 = lab_host("default-auth-only", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12)
+FROM_MX = next(n.short for n in VPS if TOPOLOGY.settings_host(n).role == "mx")  # the mx publishes its settings
+CUSTOMER_SITE = lab_host("default-procmail-lda-auth-only", DEBIAN_13)  # a VPS with a customer's own nginx site
+FAMILIES = {LEGACY: "legacy", BOTH: "both", AUTH13: "auth-only", AUTH12: "auth-only"}
+
+
+def domain(short: str) -> str:
+    return TOPOLOGY.get(short).domain
 ZONES = repo_root() / "reports" / "dns"
 R2006 = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 R2006A = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
@@ -45,7 +53,7 @@ def post(lab: MailLab, url: str, body: str) -> tuple[int, str, str]:
 def found(maillab: MailLab) -> dict[str, list[Server]]:
     """What Thunderbird finds for alice of each family's VPS, at autoconfig.DOMAIN."""
     out = {}
-    for short in [*FAMILIES, "vps7"]:
+    for short in [*FAMILIES, FROM_MX]:
         node = maillab.topo.get(short)
         status, ctype, body = curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml"
                                             f"?emailaddress={urllib.parse.quote(node.accounts[0].address)}")
@@ -54,7 +62,7 @@ def found(maillab: MailLab) -> dict[str, list[Server]]:
     return out
 
 
-@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+@pytest.mark.parametrize("short", [*FAMILIES, FROM_MX])
 def test_the_srv_records_mail_programs_look_up_are_the_zone_snippet_the_role_wrote(maillab, short):
     node = maillab.topo.get(short)
     zone = [line.split() for line in (ZONES / f"{node.domain}.zone").read_text().splitlines()
@@ -78,7 +86,7 @@ def test_thunderbird_finds_the_same_settings_at_the_domains_own_well_known_url(m
     assert status == 200 and thunderbird_config(body.encode(), node.domain) == found[short]
 
 
-@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+@pytest.mark.parametrize("short", [*FAMILIES, FROM_MX])
 def test_the_settings_say_what_the_variant_offers_and_never_pop_before_smtp_on_an_auth_only_host(maillab, found,
                                                                                                  short):
     node = maillab.topo.get(short)
@@ -93,15 +101,16 @@ def test_the_settings_say_what_the_variant_offers_and_never_pop_before_smtp_on_a
 
 
 def test_the_mx_publishes_the_settings_of_the_hosts_it_serves_and_they_run_no_web_server(maillab, found):
-    for number in SETTINGS_FROM_MX:
-        node = maillab.topo.get(f"vps{number}")
+    served_by_mx = [n for n in maillab.topo.by_role("vps") if maillab.topo.settings_host(n).role == "mx"]
+    assert len(served_by_mx) == len([n for n in SETTINGS_FROM_MX if n <= len(VPS)]) > 0
+    for node in served_by_mx:
         _, addresses = sh(maillab, f"dig +short autoconfig.{node.domain} @{maillab.topo.dns.address}")
         assert addresses.split() == [maillab.topo.get("mx").address]
         code, _ = maillab.sh(node, "ss -ltnH '( sport = :443 or sport = :80 )' | grep -q LISTEN")
         assert code != 0, f"{node.short} listens on 80 or 443 though the mx publishes its settings"
 
 
-@pytest.mark.parametrize("short", [*FAMILIES, "vps7"])
+@pytest.mark.parametrize("short", [*FAMILIES, FROM_MX])
 def test_outlook_autodiscover_answers_pop3_and_smtp_for_a_mailbox_address(maillab, short):
     node = maillab.topo.get(short)
     status, ctype, body = post(maillab, f"https://autodiscover.{node.domain}/autodiscover/autodiscover.xml",
@@ -115,10 +124,10 @@ def test_outlook_autodiscover_answers_pop3_and_smtp_for_a_mailbox_address(mailla
 
 @pytest.mark.parametrize(("body", "want"), [("this is not xml", 400), ("<Autodiscover/>", 400),
                                             (autodiscover_body("not-an-address"), 400),
-                                            (autodiscover_body("alice@vps2.test"), 404)])
+                                            (autodiscover_body(f"alice@{domain(BOTH)}"), 404)])
 def test_a_malformed_autodiscover_request_gets_400_and_another_domains_address_404(maillab, body, want):
-    status, _, answer = post(maillab, "https://autodiscover.vps3.test/autodiscover/autodiscover.xml", body)
-    assert status == want and "mail.vps2.test" not in answer, answer[:300]
+    status, _, answer = post(maillab, f"https://autodiscover.{domain(AUTH13)}/autodiscover/autodiscover.xml", body)
+    assert status == want and TOPOLOGY.get(BOTH).fqdn not in answer, answer[:300]
 
 
 @pytest.mark.parametrize("short", list(FAMILIES))
@@ -135,15 +144,15 @@ def test_the_apple_profile_is_served_as_a_profile_with_no_password_in_it(maillab
 
 
 def test_another_domains_address_gets_404_and_a_name_not_served_here_gets_no_tls_at_all(maillab):
-    assert curl(maillab, "https://autoconfig.vps3.test/profile?emailaddress=alice@vps2.test")[0] == 404
-    vps3 = maillab.topo.get("vps3")
+    assert curl(maillab, f"https://autoconfig.{domain(AUTH13)}/profile?emailaddress=alice@{domain(BOTH)}")[0] == 404
+    served = maillab.topo.get(AUTH13)
     # A name this host does not serve, or its bare address, even for a client that ignores the certificate: nginx
     # refuses the TLS handshake (nothing else listens on 443 here, and the role's site is never the default).
     for url, extra in (("https://autoconfig.nosuch.test/mail/config-v1.1.xml",
-                        f"--resolve autoconfig.nosuch.test:443:{vps3.address}"),
-                       (f"https://{vps3.address}/mail/config-v1.1.xml", "")):
+                        f"--resolve autoconfig.nosuch.test:443:{served.address}"),
+                       (f"https://{served.address}/mail/config-v1.1.xml", "")):
         code, out = sh(maillab, f"curl -sS -k --max-time 10 {extra} '{url}'")
-        assert code == 35 and "mail.vps3" not in out, (url, code, out)  # 35: the TLS handshake failed
+        assert code == 35 and served.fqdn not in out, (url, code, out)  # 35: the TLS handshake failed
 
 
 # Nothing tells which mailboxes exist (they are the SMTP-Auth logins): a made-up address of a served domain gets
@@ -162,7 +171,7 @@ def _masked(body: str, address: str) -> str:
     return body.replace(address, "ADDRESS").replace(address.split("@")[0], "LOGIN")
 
 
-@pytest.mark.parametrize("short", ["vps3", "vps7"])
+@pytest.mark.parametrize("short", [AUTH13, FROM_MX])
 def test_a_mailbox_and_a_made_up_address_get_the_same_status_and_body_up_to_the_address(maillab, short):
     node = maillab.topo.get(short)
     real, made_up = node.accounts[0].address, f"nosuchuser@{node.domain}"
@@ -174,7 +183,7 @@ def test_a_mailbox_and_a_made_up_address_get_the_same_status_and_body_up_to_the_
 
 def test_a_burst_of_requests_from_one_client_is_refused_with_429_and_the_client_is_served_again_after(maillab):
     """client2 is limited like any stranger (client1, the tests' mail programs, is exempt in the lab)."""
-    url = "https://autoconfig.vps3.test/mail/config-v1.1.xml?emailaddress=alice%40vps3.test"
+    url = f"https://autoconfig.{domain(AUTH13)}/mail/config-v1.1.xml?emailaddress=alice%40{domain(AUTH13)}"
     burst = f"seq 60 | xargs -P 12 -I{{}} curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 10 '{url}'"
     code, out = sh(maillab, burst, "client2")
     statuses = out.split()
@@ -251,7 +260,7 @@ def test_the_help_page_shows_each_familys_settings_and_renders_on_a_phone(mailla
 
 
 def test_the_audit_notice_links_to_the_help_page(maillab, paths):
-    node = maillab.topo.get("vps1")
+    node = maillab.topo.get(LEGACY)
     alice = node.accounts[0]
     # alice relays by POP-before-SMTP from client1 (the notice goes to users the audit finds doing that)
     assert maillab.pop3("client1", node, alice.user, alice.password)["ok"]
@@ -261,7 +270,7 @@ def test_the_audit_notice_links_to_the_help_page(maillab, paths):
         assert maillab.smtp("client1", node, port=25, mail_from=alice.address, rcpt=[carol.address],
                             data=message(tok)).raw["ok"]
         assert maillab.wait_for_mail(maillab.topo.get("mx"), f"/var/mail/{carol.user}", tok)
-        run = playbook(paths, "-e", "target=vps1", "-e", "audit_notify=true", "-e", "audit_days=1",
+        run = playbook(paths, "-e", f"target={LEGACY}", "-e", "audit_notify=true", "-e", "audit_days=1",
                        "-e", f"audit_report_file={paths.state}/audit-notice.json", name="audit-pop-before-smtp.yml")
         assert run.returncode == 0, run.stdout[-3000:]
         assert maillab.wait_for_mail(node, f"/var/mail/{alice.user}", f"https://autoconfig.{node.domain}/")
@@ -303,11 +312,11 @@ def test_a_customer_site_stays_the_default_for_every_other_name_on_80_and_443(ma
     server it reads for a port the default. Requests by address or for a name no site has must get what they got
     before the role's files were there (the role's files are moved aside and back to see that). The test restarts
     nginx for its own changes: a reload returns before the old workers have gone."""
-    node = maillab.topo.get("vps5")
-    site = ("server { listen 80; listen [::]:80; listen 443 ssl; listen [::]:443 ssl; server_name www.vps5.test;\n"
+    node = maillab.topo.get(CUSTOMER_SITE)
+    site = ("server { listen 80; listen [::]:80; listen 443 ssl; listen [::]:443 ssl; server_name www.shop.test;\n"
             "  ssl_certificate /etc/ssl/shop.pem; ssl_certificate_key /etc/ssl/shop.key; root /var/www/shop; }\n")
     setup = ("mkdir -p /var/www/shop /root/customer-aside && echo 'the customer shop' > /var/www/shop/index.html"
-             " && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=www.vps5.test -days 30 -keyout /etc/ssl/shop.key"
+             " && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=www.shop.test -days 30 -keyout /etc/ssl/shop.key"
              " -out /etc/ssl/shop.pem 2>/dev/null && mv /etc/nginx/sites-enabled/default /root/customer-aside/")
     code, out = maillab.sh(node, setup)
     assert code == 0, out
@@ -321,14 +330,14 @@ def test_a_customer_site_stays_the_default_for_every_other_name_on_80_and_443(ma
         code, out = maillab.sh(node, "tar -xf /root/role-nginx.tar -C / && rm /root/role-nginx.tar && nginx -t -q"
                                      " && systemctl restart nginx")
         assert code == 0, out
-        run = playbook(paths, "-l", "vps5")
+        run = playbook(paths, "-l", CUSTOMER_SITE)
         assert run.returncode == 0, run.stdout[-3000:]
         assert strangers_answers(maillab, node) == before
-        code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: www.vps5.test' http://{node.address}/")
+        code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: www.shop.test' http://{node.address}/")
         assert out.strip() == "the customer shop", out
         assert curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")[0] == 200
-        assert recap(playbook(paths, "-l", "vps5").stdout)["vps5"]["changed"] == 0
-    finally:  # vps5 as it was, whatever failed above
+        assert recap(playbook(paths, "-l", CUSTOMER_SITE).stdout)[CUSTOMER_SITE]["changed"] == 0
+    finally:  # the VPS as it was, whatever failed above
         maillab.sh(node, "[ ! -e /root/role-nginx.tar ] || { tar -xf /root/role-nginx.tar -C / && rm /root/role-nginx.tar; }"
                          "; rm -f /etc/nginx/sites-enabled/shop; [ ! -L /root/customer-aside/default ] || mv "
                          "/root/customer-aside/default /etc/nginx/sites-enabled/; rmdir /root/customer-aside"
@@ -336,30 +345,42 @@ def test_a_customer_site_stays_the_default_for_every_other_name_on_80_and_443(ma
 
 
 def test_a_vps_with_its_own_nginx_default_site_keeps_serving_it_unchanged(maillab, paths):
-    node = maillab.topo.get("vps5")
+    node = maillab.topo.get(CUSTOMER_SITE)
     # The customer's site, as an admin left it: Debian's default site with their page, and a site of their own.
-    site = "server { listen 80; server_name www.vps5.test; root /var/www/shop; }\n"
+    site = "server { listen 80; server_name www.shop.test; root /var/www/shop; }\n"
     maillab.sh(node, "mkdir -p /var/www/shop && echo 'the customer shop' > /var/www/shop/index.html"
                      " && echo 'the customer default page' > /var/www/html/index.html")
     _put_file(maillab.client.containers.get(node.name), "/etc/nginx/sites-enabled/shop", site.encode())
     maillab.sh(node, "systemctl reload nginx")
     before = {f: sha(node, f) for f in ("/etc/nginx/sites-enabled/default", "/etc/nginx/sites-enabled/shop",
                                         "/var/www/html/index.html", "/etc/nginx/nginx.conf")}
-    run = playbook(paths, "-l", "vps5")
-    assert run.returncode == 0 and recap(run.stdout)["vps5"]["changed"] == 0, changed_tasks(run.stdout)
+    run = playbook(paths, "-l", CUSTOMER_SITE)
+    assert run.returncode == 0 and recap(run.stdout)[CUSTOMER_SITE]["changed"] == 0, changed_tasks(run.stdout)
     assert {f: sha(node, f) for f in before} == before
-    for host, want in (("www.vps5.test", "the customer shop"), ("anything.example", "the customer default page")):
+    for host, want in (("www.shop.test", "the customer shop"), ("anything.example", "the customer default page")):
         code, out = sh(maillab, f"curl -sS --max-time 10 -H 'Host: {host}' http://{node.address}/")
         assert code == 0 and out.strip() == want, (host, out)
     assert curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")[0] == 200
-    maillab.sh(node, "rm -f /etc/nginx/sites-enabled/shop && systemctl reload nginx")  # vps5 as it was
+    maillab.sh(node, "rm -f /etc/nginx/sites-enabled/shop && systemctl reload nginx")  # the VPS as it was
 
 
 def test_bad_client_setup_input_fails_before_anything_changes(maillab, paths):
-    node = maillab.topo.get("vps3")
+    node = maillab.topo.get(AUTH13)
     before = sha(node, "/etc/sendmail-fleet/mail-settings.json")
-    run = playbook(paths, "-l", "vps3", "-e", json.dumps({"mail_host_client_setup_for": ["vps1"]}))
+    run = playbook(paths, "-l", AUTH13, "-e", json.dumps({"mail_host_client_setup_for": [LEGACY, "nosuch-vps"]}))
     assert run.returncode != 0
-    assert "vps1: its variant is not resolved in this play" in run.stdout, run.stdout[-3000:]
-    assert recap(run.stdout)["vps3"]["changed"] == 0
+    assert f"{AUTH13}: mail_host_client_setup_for names nosuch-vps, not in the inventory. Nothing was changed." in \
+        " ".join(run.stdout.split()), run.stdout[-3000:]
+    assert recap(run.stdout)[AUTH13]["changed"] == 0
     assert sha(node, "/etc/sendmail-fleet/mail-settings.json") == before
+
+
+def test_site_limited_to_the_mx_which_publishes_other_hosts_settings_works_alone_and_changes_nothing(maillab, paths):
+    """The mx publishes the settings of hosts outside the play: it works out their variants from the inventory by
+    the sendmail role's own rule, as when site.yml provisioned them."""
+    mx = maillab.topo.by_role("mx")[0]
+    before = sha(mx, "/etc/sendmail-fleet/mail-settings.json")
+    run = playbook(paths, "-l", mx.short)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap(run.stdout)[mx.short]["changed"] == 0, changed_tasks(run.stdout)
+    assert sha(mx, "/etc/sendmail-fleet/mail-settings.json") == before

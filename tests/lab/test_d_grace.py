@@ -1,5 +1,5 @@
-"""The migration user by user: the grace phase on both Debian releases (vps11 on 13, vps12 on 12, both provisioned
-default-grace with bob excepted), the per-user evidence of the audit, and the rollout in phases on the same two hosts.
+"""The migration user by user: the grace phase on both Debian releases (the lab's two grace hosts, on 13 and on 12,
+both provisioned default-grace with bob excepted), the per-user evidence of the audit, and the rollout in phases on the same two hosts.
 
 A POP-before-SMTP user's message is refused with a temporary 450 4.7.1 naming the help page, stays with the
 client, and is delivered once the user set up SMTP-Auth from autoconfig with a real mail program (msmtp); an
@@ -23,9 +23,11 @@ from sendmail_fleet.mailcheck import Checks, MailLab, message, token
 from sendmail_fleet.topology import GRACE_EXCEPTED_UNTIL, GRACE_EXCEPTED_USER
 
 from ..client_rules import thunderbird_config
-from .conftest import changed_tasks, client_sh, curl, playbook, recap, sha
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, client_sh, curl, lab_host, playbook, recap, sha
 
-GRACE_HOSTS = ("vps11", "vps12")
+GRACE = "pop_before_smtp_grace"
+QUIET, HELD = lab_host(release=DEBIAN_13, feature=GRACE), lab_host(release=DEBIAN_12, feature=GRACE)
+GRACE_HOSTS = (QUIET, HELD)  # in the phased rollout, QUIET's users are quiet, HELD's alice is refused in grace
 AUDIT = repo_root() / "reports" / "audit-pop-before-smtp.json"
 PROGRAM = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.5.0"
 
@@ -184,15 +186,15 @@ def phased(maillab: MailLab, grace, paths):
     steps["mc"] = {n.short: sha(n, "/etc/mail/sendmail.mc") for n in grace}
     steps["site_after_grace"] = playbook(paths, "-l", ",".join(GRACE_HOSTS), "-e", "sendmail_variant=default")
     steps["mc_after_site"] = {n.short: sha(n, "/etc/mail/sendmail.mc") for n in grace}
-    # alice on vps12 keeps her old settings: refused in grace after the step, so vps12 must wait
-    vps12 = maillab.topo.get("vps12")
-    alice = vps12.accounts[0]
-    assert maillab.pop3("client1", vps12, alice.user, alice.password)["ok"]
-    steps["refusal"] = relay(maillab, "client1", vps12, alice, token())
+    # alice on HELD keeps her old settings: refused in grace after the step, so HELD must wait
+    held = maillab.topo.get(HELD)
+    alice = held.accounts[0]
+    assert maillab.pop3("client1", held, alice.user, alice.password)["ok"]
+    steps["refusal"] = relay(maillab, "client1", held, alice, token())
     refused_at = time.time()
     steps["gated"] = rollout(paths, "-e", quiet_since(grace_done))
     steps["gated_rows"] = rows()
-    maillab.sh(vps12, f"pop-before-smtp revoke {maillab.topo.get('client1').address}")
+    maillab.sh(held, f"pop-before-smtp revoke {maillab.topo.get('client1').address}")
     steps["quiet"] = rollout(paths, "-e", quiet_since(refused_at))
     steps["quiet_rows"] = rows()
     steps["again"] = rollout(paths, "-e", quiet_since(refused_at))
@@ -223,10 +225,10 @@ def test_site_does_not_move_a_host_back_from_grace(phased, maillab):
 
 def test_a_host_with_a_user_refused_in_grace_is_held_with_that_user_named_and_a_quiet_one_goes_auth_only(
         phased, maillab):
-    assert is_grace_refusal(phased["refusal"], maillab.topo.get("vps12"), maillab), phased["refusal"].summary()
+    assert is_grace_refusal(phased["refusal"], maillab.topo.get(HELD), maillab), phased["refusal"].summary()
     gated = phased["gated_rows"]
-    assert gated["vps11"]["rollout_result"] == "switched" and gated["vps11"]["rollout_after"] == "default-auth-only"
-    held = gated["vps12"]
+    assert gated[QUIET]["rollout_result"] == "switched" and gated[QUIET]["rollout_after"] == "default-auth-only"
+    held = gated[HELD]
     assert held["rollout_result"] == "held" and held["rollout_after"] == "default-grace", held
     assert "refused in grace (needs help): alice (last refused 20" in held["rollout_detail"], held
     assert "relayed by POP-before-SMTP" not in held["rollout_detail"] and "exceptions" not in held["rollout_detail"]
@@ -235,13 +237,13 @@ def test_a_host_with_a_user_refused_in_grace_is_held_with_that_user_named_and_a_
 
 def test_once_the_evidence_is_quiet_the_held_host_goes_auth_only_and_a_second_run_changes_nothing(phased):
     assert phased["quiet"].returncode == 0, phased["quiet"].stdout[-4000:]
-    assert phased["quiet_rows"]["vps12"]["rollout_result"] == "switched"
-    assert phased["quiet_rows"]["vps12"]["rollout_after"] == "default-auth-only"
-    assert phased["quiet_rows"]["vps11"]["rollout_result"] == "unchanged"
+    assert phased["quiet_rows"][HELD]["rollout_result"] == "switched"
+    assert phased["quiet_rows"][HELD]["rollout_after"] == "default-auth-only"
+    assert phased["quiet_rows"][QUIET]["rollout_result"] == "unchanged"
     again = phased["again"]
     assert again.returncode == 0, again.stdout[-4000:]
-    assert {h: r["rollout_result"] for h, r in phased["again_rows"].items()} == {"vps11": "unchanged",
-                                                                                 "vps12": "unchanged"}
+    assert {h: r["rollout_result"] for h, r in phased["again_rows"].items()} == {QUIET: "unchanged",
+                                                                                 HELD: "unchanged"}
     changed = {h: c["changed"] for h, c in recap(again.stdout).items()}
     assert all(v == 0 for v in changed.values()), changed_tasks(again.stdout)
 

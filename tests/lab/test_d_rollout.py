@@ -1,7 +1,7 @@
 """The fleet rollout to SMTP-Auth only, with one host made to fail, while a client keeps sending mail.
 
-It runs on vps1-6 and the grace VPS 11-12 (Debian 13 and 12); the lost-host scenario of test_e runs on vps7-10 in a
-thread beside it."""
+It runs on every VPS but the lost-host scenario's (test_e's, on four Debian 12 hosts, in a thread beside it): the
+Debian 13 set-up variants, the legacy host on Debian 12 and the grace hosts."""
 
 from __future__ import annotations
 
@@ -21,17 +21,19 @@ from sendmail_fleet.variants import all_variants, auth_only_of, promise
 from ..client_rules import thunderbird_config
 from ..htmlcells import Cells, parse
 from ..refusals import POP_BEFORE_SMTP, SMTP_AUTH, Refusal, unpromised
-from .conftest import changed_tasks, curl, playbook, recap, sha
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, curl, lab_host, playbook, recap, sha
 from .lost_host import HOSTS as LOST_HOST_SCENARIO
 
 # Its saslauthd is masked (an admin's leftover): SMTP-Auth cannot start there, so the switch must fail and be
-# rolled back. vps6 (set-up date before 2003-01-16, so pop-before-smtp) is in the last batch, and its old variant
-# promises no SMTP-Auth: after the rollback it keeps every promise of that variant (sendmail_promises).
-BROKEN = "vps6"
-# A RELAY entry for client2's address planted in /etc/mail/access: vps2 is switched anyway, vps3 is auth-only
-# already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed. vps3's
-# is written "relay": sendmail grants it all the same.
-GRANTED = ("vps2", "vps3")
+# rolled back. The legacy host on Debian 12 (in the default lab given only its set-up date before 2003-01-16, so
+# pop-before-smtp) is in the last batch, and its old variant promises no SMTP-Auth: after the rollback it keeps every
+# promise of that variant (sendmail_promises).
+BROKEN = lab_host("pop-before-smtp", DEBIAN_12)
+LEGACY, BOTH_WAYS, AUTH_ONLY = (lab_host(v, DEBIAN_13) for v in ("pop-before-smtp", "default", "default-auth-only"))
+# A RELAY entry for client2's address planted in /etc/mail/access: BOTH_WAYS is switched anyway, AUTH_ONLY is
+# auth-only already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed.
+# AUTH_ONLY's is written "relay": sendmail grants it all the same.
+GRANTED = (BOTH_WAYS, AUTH_ONLY)
 REPORT = repo_root() / "reports" / "rollout-auth-only.json"
 
 
@@ -105,32 +107,32 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     assert {n.release for n in fleet(topo)} == {"trixie", "bookworm"}, "the rollout runs on a mixed fleet"
     since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=2)).isoformat(timespec="seconds")
     carol = topo.by_role("mx")[0].accounts[0]
-    # The test's own traffic: bob by POP-before-SMTP on vps1 (from client2), alice on vps2 (client1),
-    # alice by SMTP-Auth on vps3. The audit counts relayed mail by its delivery line, so wait until each
+    # The test's own traffic: bob by POP-before-SMTP on LEGACY (from client2), alice on BOTH_WAYS (client1),
+    # alice by SMTP-Auth on AUTH_ONLY. The audit counts relayed mail by its delivery line, so wait until each
     # message is in carol's mailbox (mx makes the VPSes wait out its greet pause first).
     mx, sent = topo.by_role("mx")[0], []
-    for client, vps_name, who in (("client2", "vps1", 1), ("client1", "vps2", 0)):
+    for client, vps_name, who in (("client2", LEGACY, 1), ("client1", BOTH_WAYS, 0)):
         vps = topo.get(vps_name)
         acct = vps.accounts[who]
         assert maillab.pop3(client, vps, acct.user, acct.password)["ok"]
         sent.append(token())
         assert maillab.smtp(client, vps, port=25, mail_from=acct.address, rcpt=[carol.address],
                             data=message(sent[-1])).raw["ok"]
-    vps3 = topo.get("vps3")
+    auth_node = topo.get(AUTH_ONLY)
     sent.append(token())
-    assert maillab.smtp("client1", vps3, port=587, starttls=True, auth=["PLAIN", "alice", vps3.accounts[0].password],
-                        mail_from=vps3.accounts[0].address, rcpt=[carol.address], data=message(sent[-1])).raw["ok"]
+    assert maillab.smtp("client1", auth_node, port=587, starttls=True, auth=["PLAIN", "alice", auth_node.accounts[0].password],
+                        mail_from=auth_node.accounts[0].address, rcpt=[carol.address], data=message(sent[-1])).raw["ok"]
     assert all(maillab.wait_for_mail(mx, "/var/mail/carol", tok) for tok in sent)
     audit = playbook(paths, *target(topo), "-e", f"audit_since={since}", name="audit-pop-before-smtp.yml")
     assert audit.returncode == 0, audit.stdout[-3000:]
     audit_data = json.loads(AUDIT.read_text())
     audit_html = AUDIT.with_suffix(".html").read_text()
-    # Without rollout_force, vps2 takes its first step, to grace (no gate: nothing is lost there); the next run's
+    # Without rollout_force, BOTH_WAYS takes its first step, to grace (no gate: nothing is lost there); the next run's
     # readiness gate holds it on grace (alice relayed by POP-before-SMTP just now).
-    to_grace = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
-    graced = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
-    gated = playbook(paths, "-e", "target=vps2", name="rollout-auth-only.yml")
-    held = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}["vps2"]
+    to_grace = playbook(paths, "-e", f"target={BOTH_WAYS}", name="rollout-auth-only.yml")
+    graced = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}[BOTH_WAYS]
+    gated = playbook(paths, "-e", f"target={BOTH_WAYS}", name="rollout-auth-only.yml")
+    held = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}[BOTH_WAYS]
 
     maillab.sh(topo.get(BROKEN), "systemctl mask saslauthd")
     client2 = topo.get("client2")
@@ -156,9 +158,9 @@ def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
 
 def test_the_audit_names_exactly_the_users_who_relayed_by_pop_before_smtp(rollout):
     pbs = {(r["host"], r["user"]) for r in rollout["audit"]["relays"] if r["method"] == "pop-before-smtp"}
-    assert pbs == {("vps1", "bob"), ("vps2", "alice")}
+    assert pbs == {(LEGACY, "bob"), (BOTH_WAYS, "alice")}
     auth = {(r["host"], r["user"]) for r in rollout["audit"]["relays"] if r["method"] == "smtp-auth"}
-    assert ("vps3", "alice") in auth
+    assert (AUTH_ONLY, "alice") in auth
 
 
 def test_without_force_a_pop_before_smtp_host_first_goes_to_its_grace_variant(rollout):
@@ -259,9 +261,9 @@ def test_every_other_host_ends_auth_only_and_passes_every_auth_only_check(rollou
 
 
 def test_what_mail_programs_find_follows_the_switch_and_a_rolled_back_host_keeps_its_own(rollout, maillab):
-    """vps1 went from POP-before-SMTP to SMTP-Auth only: the settings it publishes now ask for the password and
-    no longer say "send after checking mail"; vps6, rolled back, still publishes what it really offers."""
-    for short, auth in (("vps1", "password-cleartext"), (BROKEN, "smtp-after-pop")):
+    """LEGACY went from POP-before-SMTP to SMTP-Auth only: the settings it publishes now ask for the password and
+    no longer say "send after checking mail"; BROKEN, rolled back, still publishes what it really offers."""
+    for short, auth in ((LEGACY, "password-cleartext"), (BROKEN, "smtp-after-pop")):
         node = maillab.topo.get(short)
         status, _, body = curl(maillab, f"https://autoconfig.{node.domain}/mail/config-v1.1.xml")
         assert status == 200, body[:600]
@@ -322,16 +324,16 @@ def test_a_relay_grant_planted_in_access_is_reported_and_removed(rollout, mailla
 
 
 def test_site_does_not_bring_pop_before_smtp_back_to_a_switched_host_unless_told_so(rollout, maillab, paths):
-    vps1 = maillab.topo.get("vps1")  # the inventory still says pop-before-smtp; the rollout moved it to auth-only
-    before = sha(vps1, "/etc/mail/sendmail.mc")
-    run = playbook(paths, "-l", "vps1")
+    legacy = maillab.topo.get(LEGACY)  # the inventory still says pop-before-smtp; the rollout moved it to auth-only
+    before = sha(legacy, "/etc/mail/sendmail.mc")
+    run = playbook(paths, "-l", LEGACY)
     assert run.returncode != 0
-    assert "vps1: the rollout moved this host to default-auth-only" in run.stdout, run.stdout[-3000:]
+    assert f"{LEGACY}: the rollout moved this host to default-auth-only" in run.stdout, run.stdout[-3000:]
     assert "sendmail_allow_pop_before_smtp_again" in run.stdout and "Nothing was changed" in run.stdout
-    assert recap(run.stdout)["vps1"]["changed"] == 0 and sha(vps1, "/etc/mail/sendmail.mc") == before
-    back = playbook(paths, "-l", "vps1", "-e", "sendmail_allow_pop_before_smtp_again=true")
+    assert recap(run.stdout)[LEGACY]["changed"] == 0 and sha(legacy, "/etc/mail/sendmail.mc") == before
+    back = playbook(paths, "-l", LEGACY, "-e", "sendmail_allow_pop_before_smtp_again=true")
     assert back.returncode == 0, back.stdout[-3000:]
-    assert "VERSIONID(`sendmail-fleet pop-before-smtp')" in maillab.sh(vps1, "cat /etc/mail/sendmail.mc")[1]
+    assert "VERSIONID(`sendmail-fleet pop-before-smtp')" in maillab.sh(legacy, "cat /etc/mail/sendmail.mc")[1]
 
 
 def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_nothing(rollout, maillab, paths):
@@ -339,8 +341,8 @@ def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_n
                    name="rollout-auth-only.yml")
     assert run.returncode == 0, run.stdout[-4000:]
     rows = {h["inventory_hostname"]: h for h in json.loads(REPORT.read_text())["hosts"]}
-    assert rows["vps1"]["rollout_result"] == "switched"
-    written = paths.inventory.parent / "host_vars" / "vps1.yml"
+    assert rows[LEGACY]["rollout_result"] == "switched"
+    written = paths.inventory.parent / "host_vars" / f"{LEGACY}.yml"
     assert "sendmail_variant: default-auth-only" in written.read_text()
     site = playbook(paths, "-l", ",".join(n.short for n in fleet(maillab.topo)))
     assert site.returncode == 0, site.stdout[-4000:]

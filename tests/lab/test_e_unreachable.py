@@ -1,7 +1,7 @@
 """A host that goes away in the middle of its rollout batch: the batch counts it as failed, later batches are not
 attempted and the report says why; when it is back, the next rollout finishes the job.
 
-The scenario itself (tests/lab/lost_host.py) runs on vps7-10 in a thread beside test_d's fleet rollout; these
+The scenario itself (tests/lab/lost_host.py) runs on four Debian 12 hosts in a thread beside test_d's fleet rollout; these
 tests wait for its record and check it."""
 
 from __future__ import annotations
