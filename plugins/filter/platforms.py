@@ -45,7 +45,7 @@ def platform_problems(facts: Mapping[str, Any], platforms: Mapping[str, Mapping[
     if major in versions and manager == "systemd":
         return ""
     return (f"runs {name or 'an unknown system'} {facts.get('distribution_version') or major or ''} with "
-            f"{manager or 'an unknown'} as its service manager; sendmail-fleet supports {supported(platforms)}, with "
+            f"{manager or 'an unknown'} as its service manager; sendmail-fleet supports {supported(platforms)} with "
             "systemd")
 
 
