@@ -69,6 +69,8 @@ def parser() -> Parser:
     d.add_argument("--vps", type=_vps_count)
     d.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     d.add_argument("--skip-provision", action="store_true", help="reuse an already provisioned lab")
+    d.add_argument("--only", action="append", default=[], metavar="VPS",
+                   help="provision and check only this VPS (repeatable), for example a new one; the others are left alone")
     for sp in (u, d):
         sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                         help="print everything as it comes (as maillab -v)")
@@ -176,7 +178,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         from .demo import demo
-        return demo(paths, progress, provision, args.vps, args.json, args.skip_provision)
+        return demo(paths, progress, provision, args.vps, args.json, args.skip_provision, args.only)
     raise AssertionError(args.command)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 
 from .collection import filter_plugin
-from .lab import Paths, save_topology, saved_topology, up
+from .lab import LabError, Paths, save_topology, saved_topology, up
 from .mailcheck import Checks, MailLab, run_all
 from .progress import Progress
 from .textable import align
@@ -82,14 +82,19 @@ def lab_topology(paths: Paths, vps: int | None) -> Topology:
 
 
 def demo(paths: Paths, progress: Progress, provision: Callable[[Paths, Sequence[str], Progress], None],
-         vps: int | None, json_file: str | None, skip_provision: bool) -> int:
+         vps: int | None, json_file: str | None, skip_provision: bool, only: Sequence[str] = ()) -> int:
     topo = lab_topology(paths, vps)
+    unknown = [s for s in only if s not in {n.short for n in topo.by_role("vps")}]
+    if unknown:
+        raise LabError(f"--only {', '.join(unknown)}: not a VPS of this lab "
+                       f"({', '.join(n.short for n in topo.by_role('vps'))})")
     up(topo, paths, progress)
     save_topology(paths, topo)
     if not skip_provision:
-        provision(paths, [], progress)  # raises LabError naming the failed hosts, tasks and the log
-    with progress.step(f"sending real mail through every variant on {len(topo.by_role('vps'))} VPS"):
-        checks = run_all(MailLab(topo, docker.from_env()), POP_BEFORE_SMTP_WINDOW, progress.say, progress.detail)
+        provision(paths, ["-l", ",".join(only)] if only else [], progress)  # raises LabError naming what failed
+    with progress.step(f"sending real mail through every variant on {len(only) or len(topo.by_role('vps'))} VPS"):
+        checks = run_all(MailLab(topo, docker.from_env()), POP_BEFORE_SMTP_WINDOW, progress.say, progress.detail,
+                         only)
     print(table(checks))
     failures = [(s, r) for s, c in checks.items() for r in c.results if not r.passed]
     for s, r in failures:

@@ -24,3 +24,18 @@ def test_a_later_up_keeps_earlier_variants_and_adds_new_ones(tmp_path, monkeypat
     save_topology(paths, _topology(parser().parse_args(["up", "--variant", "3=pop-before-smtp"]), paths))
     topo = saved_topology(paths)
     assert (topo.get("vps2").variant, topo.get("vps3").variant) == ("default-auth-only", "pop-before-smtp")
+
+
+def test_demo_only_names_a_vps_of_the_lab_before_anything_starts(tmp_path, monkeypatch):
+    import pytest
+
+    from sendmail_fleet.demo import demo
+    from sendmail_fleet.lab import LabError
+    from sendmail_fleet.progress import Progress
+
+    monkeypatch.setenv("MAILLAB_STATE_DIR", str(tmp_path))
+    paths = Paths.default()
+    save_topology(paths, _topology(parser().parse_args(["up", "--vps", "3"]), paths))
+    assert parser().parse_args(["demo", "--only", "vps3", "--only", "vps1"]).only == ["vps3", "vps1"]
+    with pytest.raises(LabError, match=r"--only vps9: not a VPS of this lab \(vps1, vps2, vps3\)"):
+        demo(paths, Progress(), lambda *a: None, None, None, True, ["vps9"])
