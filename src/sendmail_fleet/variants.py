@@ -97,8 +97,8 @@ def extra_table() -> bool:
 
 def extra_variants() -> list[str]:
     """The variants the lab's extra table adds, in its order (none without MAILLAB_VARIANTS)."""
-    extra = os.environ.get(EXTRA_ENV, "")
-    return list(_tables(extra)["sendmail_variants"])[len(_tables("")["sendmail_variants"]):] if extra else []
+    own = role_defaults("sendmail")["sendmail_variants"]
+    return [name for name in tables()["sendmail_variants"] if name not in own]
 
 
 def all_variants() -> dict[str, Variant]:
