@@ -86,6 +86,36 @@ def client_site(hv: Mapping[str, Any], variants: Mapping[str, Any] | None = None
     }
 
 
+def mail_sender(hv: Mapping[str, Any], spf_all: str = "~all", dmarc_policy: str = "none", dmarc_rua: str = "",
+                addresses: list[str] | None = None) -> dict[str, Any]:
+    """What a mail host's zone snippet tells receivers (the settings helper's --sender): the addresses it sends
+    from (given, else its default IPv4 and IPv6 facts, else its ansible_host when that is an address), its DKIM
+    public keys for its mail domain (dkim_public_keys, set by the dkim role in this play) and the DMARC policy. The
+    helper checks every value before it goes into a zone."""
+    import ipaddress
+
+    facts = hv.get("ansible_facts") or {}
+    domain = str(hv.get("mail_domain") or "").lower()
+    found = [str((facts.get(f"default_{v}") or {}).get("address") or "") for v in ("ipv4", "ipv6")]
+    if not any(found):
+        found = [str(hv.get("ansible_host") or "")]
+    # The host's own inventory settings first (hostvars hold them), else what the publishing host passes.
+    addresses = list(hv.get("mail_host_spf_addresses") or addresses or [])
+    spf_all = str(hv.get("mail_host_spf_all") or spf_all)
+    dmarc_policy = str(hv.get("mail_host_dmarc_policy") or dmarc_policy)
+    dmarc_rua = str(hv.get("mail_host_dmarc_rua") or dmarc_rua)
+    usable = []
+    for a in (addresses or found):
+        try:
+            usable.append(str(ipaddress.ip_address(a)))
+        except ValueError:
+            continue
+    keys = [{"selector": k["selector"], "key": k["key"]} for k in hv.get("dkim_public_keys") or []
+            if str(k.get("domain", "")).lower() == domain]
+    return {"addresses": usable, "dkim": keys, "spf_all": spf_all, "dmarc_policy": dmarc_policy,
+            "dmarc_rua": dmarc_rua}
+
+
 def client_names(sites: list[Mapping[str, Any]], serve_domain: bool = False) -> list[str]:
     """The web names the sites' settings are served on: autoconfig.DOMAIN (autoconfig, the help page, profiles),
     autodiscover.DOMAIN (Outlook) and, with serve_domain, DOMAIN itself (its /.well-known/autoconfig)."""
@@ -103,4 +133,5 @@ def zone_files(results: list[dict[str, Any]], folder: str) -> list[dict[str, Any
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"client_site": client_site, "client_names": client_names, "zone_files": zone_files}
+        return {"client_site": client_site, "client_names": client_names, "zone_files": zone_files,
+                "mail_sender": mail_sender}

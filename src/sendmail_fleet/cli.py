@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from . import playbook
 from .engine import EngineError
-from .lab import LabError, Paths, container, down, save_topology, saved_topology, status, up
+from .lab import LabError, Paths, container, down, publish_dns, save_topology, saved_topology, status, up
 from .progress import Progress
 from .textable import align
 from .topology import DEFAULT_SUBNET, DEFAULT_VPS, MAX_VPS, RELEASES, Topology, TopologyError, parse_release
@@ -133,6 +133,7 @@ def provision(paths: Paths, extra: Sequence[str], progress: Progress, name: str 
         if run.returncode != 0:
             raise LabError(run.failure("provisioning"))
         progress.say(f"provisioned: {run.view.summary()}")
+    publish_dns(saved_topology(paths), progress)  # the DKIM keys the run made, as an admin publishes the snippets
 
 
 def _limited(extra: Sequence[str]) -> bool:

@@ -235,6 +235,50 @@ def _create(client: docker.DockerClient, node: Node, topo: Topology, images: dic
     return container
 
 
+# Each key file on a mail host (DOMAIN.SELECTOR.private) and the base64 of its public key, derived by openssl on the
+# host: the lab DNS publishes what actually signs there, not what a report says.
+DKIM_LISTING = ('cd "$1" 2>/dev/null || exit 0; for f in *.private; do [ -e "$f" ] || continue; printf "%s " "$f"; '
+                'openssl pkey -in "$f" -pubout -outform DER | base64 -w0; echo; done')
+
+
+def dkim_keys(container: Container, domain: str) -> list[tuple[str, str]]:
+    """(selector, public key) of each DKIM key the dkim role made on a mail host for its domain; none before."""
+    from .collection import role_defaults
+
+    res = container.exec_run(["sh", "-c", DKIM_LISTING, "sh", str(role_defaults("dkim")["dkim_key_dir"])])
+    keys = []
+    for line in res.output.decode(errors="replace").splitlines() if res.exit_code == 0 else []:
+        name, _, key = line.strip().partition(" ")
+        stem = name.removesuffix(".private")
+        if stem != name and stem.startswith(f"{domain}.") and key:
+            keys.append((stem[len(domain) + 1:], key))
+    return keys
+
+
+def publish_dns(topo: Topology, progress: Progress, client: docker.DockerClient | None = None) -> None:
+    """The lab DNS with each running mail host's DKIM keys (its SPF and DMARC records are there from the start);
+    dnsmasq restarts only when its config changed."""
+    client = client or docker.from_env()
+    dkim = {}
+    for n in topo.mail_hosts:
+        try:
+            c = client.containers.get(n.name)
+        except NotFound:
+            continue
+        if c.status == "running" and n.domain:
+            dkim[n.short] = dkim_keys(c, n.domain)
+    conf = dnsmasq_conf(topo, mirror_hosts(), dkim).encode()
+    dns = client.containers.get(topo.dns.name)
+    current = dns.exec_run(["cat", "/etc/maillab/dnsmasq.conf"]).output
+    if current != conf:
+        keys = sum(len(k) for k in dkim.values())
+        with progress.step(f"lab DNS: the DKIM keys of the mail hosts ({keys})"):
+            _put_file(dns, "/etc/maillab/dnsmasq.conf", conf)
+            dns.restart(timeout=2)
+            if not _wait_port(topo.dns.address, 53, time.monotonic() + 20):
+                raise LabError(f"the lab DNS ({topo.dns.address}) did not answer again within 20 s")
+
+
 SENDMAIL_PID = "/run/sendmail/mta/sendmail.pid"
 LAB_RESOLV_CONF = "# written by maillab: the lab's DNS answers every name, reverse names of the lab's addresses too\n" \
     "nameserver {dns}\nsearch test\noptions ndots:0\n"
@@ -496,6 +540,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
             _use_lab_dns(client.containers.get(node.name), topo)
     with progress.step("clients trust the lab's CA and the ACME CA's root"):
         _trust_lab_cas(client, topo, paths)
+    publish_dns(topo, progress, client)  # keys of hosts provisioned before
     write_inventory(paths, topo)
     progress.say(f"lab is up; inventory: {paths.inventory}")
 

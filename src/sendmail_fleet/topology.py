@@ -45,6 +45,9 @@ ACME_DIRECTORY = f"https://{ACME_NAME}:14000/dir"
 ACME_ROOT_URL = f"https://{ACME_NAME}:15000/roots/0"
 TRUST_BUNDLE = "trust.pem"  # in the lab's pki folder: the lab CA and pebble's current root, what the clients trust
 POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
+# The lab knows every address its domains send from, so their SPF records end in -all (the inventory's
+# mail_host_spf_all, and the lab DNS's records).
+LAB_SPF_ALL = "-all"
 FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
 FAIL2BAN_BANTIME = 20  # ... for this many seconds
 # vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
@@ -250,9 +253,12 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
                     tuple(sorted((i, r) for i, r in releases.items() if i <= vps_count)))
 
 
-def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
+def dnsmasq_conf(topo: Topology, forward_hosts: list[str],
+                 dkim: dict[str, list[tuple[str, str]]] | None = None) -> str:
     """dnsmasq config: authoritative A and MX records for every lab domain, nothing forwarded
-    except the apt mirror's host names (so apt inside the containers keeps working)."""
+    except the apt mirror's host names (so apt inside the containers keeps working). Each mail domain's SPF, DKIM
+    and DMARC records come from the client_setup role's helper, as its zone snippets do; dkim gives each mail host's
+    (selector, public key) pairs, read from the host once it is provisioned (before that: SPF and DMARC only)."""
     lines = [
         "# written by maillab: the lab's DNS",
         "no-resolv", "no-hosts", "bind-interfaces", f"listen-address={topo.dns.address}",
@@ -274,6 +280,10 @@ def dnsmasq_conf(topo: Topology, forward_hosts: list[str]) -> str:
             for service, prio, weight, port, target in mail_settings().srv_records(settings_site(n)):
                 lines.append(f"srv-host={service}.{n.domain}" + (f",{target},{port},{prio},{weight}"
                                                                  if target != "." else ""))
+            helper = mail_settings()
+            sender = helper.Sender((n.address,), tuple((dkim or {}).get(n.short, ())), spf_all=LAB_SPF_ALL)
+            for name, text in helper.txt_records(settings_site(n), sender):
+                lines.append(f"txt-record={name}," + ",".join(f'"{part}"' for part in helper.txt_strings(text)))
     return "\n".join(lines) + "\n"
 
 
@@ -367,6 +377,7 @@ def inventory(topo: Topology, key_file: str, pki_dir: str,
         # The settings' request limit: client1 (the tests' mail programs) and the controller are exempt, client2 is
         # limited like any stranger.
         "client_setup_rate_exempt": [topo.get("client1").address, topo.gateway],
+        "mail_host_spf_all": LAB_SPF_ALL,
         "fail2ban_maxretry": FAIL2BAN_MAXRETRY,
         "fail2ban_findtime": 120,
         "fail2ban_bantime": FAIL2BAN_BANTIME,

@@ -26,7 +26,7 @@ import testinfra
 
 import docker
 from sendmail_fleet import playbook as ansible_playbook
-from sendmail_fleet.lab import Paths, save_topology, up
+from sendmail_fleet.lab import Paths, publish_dns, save_topology, up
 from sendmail_fleet.mailcheck import MailLab, Result
 from sendmail_fleet.progress import Progress
 from sendmail_fleet.textable import align
@@ -151,6 +151,7 @@ def changed_tasks(output: str) -> list[str]:
 def provisioned(topo: Topology, paths: Paths) -> Topology:
     run = playbook(paths)
     assert run.returncode == 0, run.stdout[-8000:]
+    publish_dns(topo, Progress())  # the DKIM keys the run made, as `maillab provision` publishes them
     return topo
 
 

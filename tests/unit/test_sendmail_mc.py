@@ -208,3 +208,24 @@ def test_the_mail_program_is_logged_only_for_clients_that_authenticated_or_relay
     assert ("R$* $| $*\t$: $(drac $&{client_addr} $: <none> $) $| $2" in rules) == (v.pop_before_smtp or v.grace)
     assert not any("$#" in r for r in rules)  # logging never refuses a message
     assert "LogProgram" not in render(variant, sendmail_log_programs=False)
+
+
+MILTER = [{"name": "opendkim", "socket": "inet:8891@127.0.0.1"}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_milter_sees_every_message_and_mail_by_pop_before_smtp_is_marked_for_it(variant):
+    """The dkim role's milter (flag T: 4xx while it is down, nothing passes unsigned or is lost); where the variant has
+    the relay map, Local_check_mail sets {pbs_relay} for a client the map lets relay and MAIL's macros carry it (a
+    mark in a later stage arrives after OpenDKIM has decided, as the lab showed)."""
+    mc = render(variant, sendmail_milters=MILTER)
+    assert "INPUT_MAIL_FILTER(`opendkim', `S=inet:8891@127.0.0.1, F=T, T=C:10s;S:30s;R:30s;E:2m')dnl" in mc
+    features = all_variants()[variant]
+    drac = features.pop_before_smtp or features.grace
+    assert ("$(pbs_mark {pbs_relay} $@ yes $)" in mc) == drac
+    envfrom = [line for line in mc.splitlines() if line.startswith("define(`confMILTER_MACROS_ENVFROM'")]
+    assert bool(envfrom) == drac
+    if drac:
+        assert "{auth_type}, {auth_authen}" in envfrom[0] and envfrom[0].endswith("{pbs_relay}')dnl")
+        assert mc.count("SLocal_check_mail") == 1 and mc.count("Kpbs_mark macro") == 1
+    assert "INPUT_MAIL_FILTER" not in render(variant)  # no milter unless one is given

@@ -14,7 +14,9 @@ another domain's settings), a malformed address or request 400.
 
   mail_settings.py serve --data FILE [--listen 127.0.0.1:8790] [--idle-exit SECONDS]
                                                # or with the socket systemd passes (socket activation)
-  mail_settings.py zone --data FILE DOMAIN     # the domain's RFC 6186 SRV records, as a zone file snippet
+  mail_settings.py zone --data FILE DOMAIN [--sender JSON]
+                                               # the domain's RFC 6186 SRV records, as a zone file snippet, and
+                                               # with --sender its SPF, DKIM and DMARC records
   mail_settings.py check --data FILE           # the data file is valid (exit 0) or says what is wrong (exit 2)
 """
 
@@ -258,12 +260,91 @@ def srv_records(site: Site) -> list[tuple[str, int, int, int, str]]:
     ]
 
 
-def zone(site: Site) -> str:
+SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+PUBLIC_KEY = re.compile(r"^[A-Za-z0-9+/]{40,}={0,2}$")
+RUA = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$")
+SPF_ALL = ("-all", "~all")
+DMARC_POLICIES = ("none", "quarantine", "reject")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What receivers check of the mail a domain's server sends: the addresses it sends from (SPF), its DKIM
+    public keys by selector, and the domain's DMARC policy (with an optional address for aggregate reports)."""
+    addresses: tuple[str, ...]
+    dkim: tuple[tuple[str, str], ...] = ()  # (selector, base64 of the DER public key)
+    spf_all: str = "~all"
+    dmarc_policy: str = "none"
+    dmarc_rua: str = ""
+
+    @classmethod
+    def parse(cls, raw: object) -> Sender:
+        """From the JSON the role passes (--sender); DataError names the first wrong field: these strings end up
+        in a zone file, so nothing but addresses, selectors, base64 and the listed words gets through."""
+        import ipaddress
+
+        if not isinstance(raw, dict):
+            raise DataError("sender: not an object")
+        try:
+            addresses = tuple(str(ipaddress.ip_address(str(a))) for a in raw.get("addresses", []))
+        except ValueError as exc:
+            raise DataError(f"sender.addresses: {exc}") from None
+        dkim = tuple((str(k.get("selector", "")), str(k.get("key", ""))) for k in raw.get("dkim", [])
+                     if isinstance(k, dict))
+        for selector, key in dkim:
+            if not SELECTOR.match(selector) or not PUBLIC_KEY.match(key):
+                raise DataError(f"sender.dkim: selector {selector!r} or its key is not valid (a DNS label, base64)")
+        sender = cls(addresses, dkim, str(raw.get("spf_all", "~all")), str(raw.get("dmarc_policy", "none")),
+                     str(raw.get("dmarc_rua", "")))
+        if sender.spf_all not in SPF_ALL:
+            raise DataError(f"sender.spf_all: {sender.spf_all!r}, not one of {', '.join(SPF_ALL)}")
+        if sender.dmarc_policy not in DMARC_POLICIES:
+            raise DataError(f"sender.dmarc_policy: {sender.dmarc_policy!r}, not one of {', '.join(DMARC_POLICIES)}")
+        if sender.dmarc_rua and not RUA.match(sender.dmarc_rua):
+            raise DataError(f"sender.dmarc_rua: {sender.dmarc_rua!r} is not an address")
+        return sender
+
+
+def spf_record(sender: Sender) -> str:
+    """v=spf1 with the sending addresses (ip4:, ip6:) and -all or ~all; no address at all is -all alone."""
+    import ipaddress
+
+    mechs = [f"ip{ipaddress.ip_address(a).version}:{a}" for a in sender.addresses]
+    return " ".join(["v=spf1", *mechs, sender.spf_all if mechs else "-all"])
+
+
+def txt_records(site: Site, sender: Sender) -> list[tuple[str, str]]:
+    """(name, text) of the TXT records receivers read: SPF for the mail domain and for the server's own name (its
+    HELO name, which bounces are checked against), each DKIM key (SELECTOR._domainkey.DOMAIN) and DMARC
+    (_dmarc.DOMAIN, relaxed alignment: the signing domain d= is the mail domain)."""
+    spf = spf_record(sender)
+    records = [(site.domain, spf)]
+    if site.server.lower().rstrip(".") != site.domain:
+        records.append((site.server.lower().rstrip("."), spf))
+    records += [(f"{selector}._domainkey.{site.domain}", f"v=DKIM1; k=rsa; p={key}") for selector, key in sender.dkim]
+    dmarc = f"v=DMARC1; p={sender.dmarc_policy}; adkim=r; aspf=r"
+    records.append((f"_dmarc.{site.domain}", dmarc + (f"; rua=mailto:{sender.dmarc_rua}" if sender.dmarc_rua else "")))
+    return records
+
+
+def txt_strings(text: str) -> list[str]:
+    """A TXT record's text as DNS character-strings of at most 255 bytes (a 2048-bit DKIM key needs two)."""
+    return [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+
+
+def zone(site: Site, sender: Sender | None = None) -> str:
     lines = [f"; {site.domain}: where mail programs find {site.server} (RFC 6186, RFC 8314). Written by",
              "; sendmail-fleet (client_setup role); paste into the domain's zone. A target of \".\" means: not offered."]
     for service, prio, weight, port, target in srv_records(site):
         fqdn = target if target == "." else target.rstrip(".") + "."
         lines.append(f"{service}.{site.domain}. 3600 IN SRV {prio} {weight} {port} {fqdn}")
+    if sender is not None:
+        lines.append(f"; What receivers check of mail from {site.domain}: SPF, DKIM (publish a new selector before "
+                     "it signs), DMARC.")
+        if not sender.dkim:
+            lines.append(f"; No DKIM key known for {site.domain} in this run: run site.yml on {site.server} too.")
+        for name, text in txt_records(site, sender):
+            lines.append(f"{name}. 3600 IN TXT " + " ".join(f'"{part}"' for part in txt_strings(text)))
     return "\n".join(lines) + "\n"
 
 
@@ -421,6 +502,9 @@ def main(argv: list[str]) -> int:
     cli.add_argument("command", choices=("serve", "zone", "check"))
     cli.add_argument("domain", nargs="?", help="zone: the mail domain")
     cli.add_argument("--data", required=True, help="the JSON file the client_setup role writes")
+    cli.add_argument("--sender", default="", help="zone: JSON of the domain's sending addresses, DKIM keys and DMARC "
+                     "policy (addresses, dkim: [{selector, key}], spf_all, dmarc_policy, dmarc_rua): adds the TXT "
+                     "records")
     cli.add_argument("--listen", default="127.0.0.1:8790", help="serve: ADDRESS:PORT (default 127.0.0.1:8790), "
                      "unless systemd passes a socket")
     cli.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
@@ -442,7 +526,12 @@ def main(argv: list[str]) -> int:
             print(f"mail_settings: no site for the domain {args.domain!r}: choose one of {', '.join(domains)}",
                   file=sys.stderr)
             return 2
-        sys.stdout.write(zone(found))
+        try:
+            sender = Sender.parse(json.loads(args.sender)) if args.sender else None
+        except (ValueError, DataError) as exc:
+            print(f"mail_settings: --sender: {exc}", file=sys.stderr)
+            return 2
+        sys.stdout.write(zone(found, sender))
         return 0
     Handler.sites = sites
     server = Server(listening_socket(args.listen), Handler)
