@@ -63,14 +63,21 @@ def found(maillab: MailLab) -> dict[str, list[Server]]:
 
 
 @pytest.mark.parametrize("short", [*FAMILIES, FROM_MX])
-def test_the_srv_records_mail_programs_look_up_are_the_zone_snippet_the_role_wrote(maillab, short):
+def test_the_srv_and_txt_records_the_lab_dns_answers_are_the_zone_snippet_the_role_wrote(maillab, short):
+    """SRV (where mail programs find the server) and TXT (SPF, DKIM, DMARC: what receivers check), each record of the
+    snippet as the lab DNS answers it."""
     node = maillab.topo.get(short)
-    zone = [line.split() for line in (ZONES / f"{node.domain}.zone").read_text().splitlines()
-            if not line.startswith(";")]
-    assert {r[0] for r in zone} >= {f"_submission._tcp.{node.domain}.", f"_pop3s._tcp.{node.domain}."}
-    for name, _ttl, _in, _srv, *data in zone:
-        _, answer = sh(maillab, f"dig +short SRV {name} @{maillab.topo.dns.address}")
-        if data[-1] == ".":
+    lines = [line for line in (ZONES / f"{node.domain}.zone").read_text().splitlines() if not line.startswith(";")]
+    zone = [line.split() for line in lines]
+    assert {r[0] for r in zone} >= {f"_submission._tcp.{node.domain}.", f"_pop3s._tcp.{node.domain}.",
+                                    f"{node.domain}.", f"_dmarc.{node.domain}."}
+    assert {r[3] for r in zone} == {"SRV", "TXT"}
+    for line, (name, _ttl, _in, rtype, *data) in zip(lines, zone, strict=True):
+        _, answer = sh(maillab, f"dig +short {rtype} {name} @{maillab.topo.dns.address}")
+        if rtype == "TXT":  # a long record is several strings; what counts is their concatenation
+            strings = "".join(re.findall(r'"([^"]*)"', line.split(" IN TXT ", 1)[1]))
+            assert strings in ["".join(re.findall(r'"([^"]*)"', a)) for a in answer.splitlines()], (name, answer)
+        elif data[-1] == ".":
             # "not offered" (RFC 2782: a target of "." means the service is decidedly not available; its port
             # means nothing, and dnsmasq answers such a record with port 1)
             assert answer.split()[-1] == ".", (name, answer)
