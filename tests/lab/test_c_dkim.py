@@ -4,17 +4,22 @@ passes the VPS's own address and fails another; the zone snippets' SPF and DMARC
 signing domain; no private key appears in Ansible's output at -vvv.
 
 Mail by SMTP-Auth on every variant that has it, and by POP-before-SMTP where that is how the variant relays (OpenDKIM
-signs it by the mark sendmail sets for a client the relay map lets relay), on Debian 13 and 12."""
+signs it by the mark sendmail sets for a client the relay map lets relay), on Debian 13 and 12. The fleet report's
+deliverability check flags a missing PTR record, a HELO name that is not the PTR name and a published key that does
+not sign, each made in the lab DNS for the test."""
 
 from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
 from sendmail_fleet import repo_root
+from sendmail_fleet.lab import _put_file, _wait_port, publish_dns
 from sendmail_fleet.mailcheck import MailLab, message, token
+from sendmail_fleet.progress import Progress
 from sendmail_fleet.topology import LAB_SPF_ALL
 from sendmail_fleet.variants import all_variants
 
@@ -145,3 +150,61 @@ def test_no_private_key_appears_in_anything_ansible_prints_at_vvv(maillab, paths
     assert run.returncode == 0, run.stdout[-4000:]
     chunks = [key[i:i + 40] for i in range(0, len(key) - 40, 200)]  # any 40 characters of it would do
     assert not [c for c in chunks if c in run.stdout], "a piece of the private key is in the output"
+
+
+# -- the fleet report's deliverability check, with the lab DNS changed for the test --------------------------------
+@pytest.fixture
+def lab_dns(maillab: MailLab):
+    """Change the lab DNS's config for a test (a function of its text), and put the lab's own back afterwards."""
+    dns = maillab.container(TOPOLOGY.dns.name)
+
+    def change(edit) -> None:
+        conf = dns.exec_run(["cat", "/etc/maillab/dnsmasq.conf"]).output.decode()
+        changed = edit(conf)
+        assert changed != conf, "the edit changed nothing"
+        _put_file(dns, "/etc/maillab/dnsmasq.conf", changed.encode())
+        dns.restart(timeout=2)
+        assert _wait_port(TOPOLOGY.dns.address, 53, time.monotonic() + 20)
+
+    yield change
+    publish_dns(TOPOLOGY, Progress())  # the lab's records, with every host's keys
+
+
+def test_the_fleet_report_flags_a_missing_ptr_another_helo_name_and_a_published_key_that_does_not_sign(
+        lab_dns, paths, tmp_path, provisioned):
+    no_ptr, other_ptr = TOPOLOGY.get(lab_host("default", DEBIAN_13)), TOPOLOGY.get(lab_host("default", DEBIAN_12))
+    wrong_key = TOPOLOGY.get(lab_host("default-auth-only", DEBIAN_12))
+    hosts = [no_ptr, other_ptr, wrong_key]
+    report = tmp_path / "fleet.json"
+
+    def rows() -> tuple[int, dict[str, list[str]]]:
+        run = playbook(paths, "-e", f"target={','.join(h.short for h in hosts)}", "-e",
+                       f"mail_host_report_file={report}", name="fleet-report.yml")
+        return run.returncode, {r["host"]: r["deliverability"] for r in json.loads(report.read_text())["hosts"]}
+
+    code, before = rows()
+    assert before == {h.short: [] for h in hosts}, before  # the lab as provisioned: nothing to say
+
+    def forward_only(conf: str, address: str) -> str:
+        """Every name of the address keeps its A record (address=), none gives it a PTR record (host-record does)."""
+        def names(m: re.Match) -> str:
+            return "\n".join(f"address=/{name}/{address}" for name in m.group(1).split(","))
+        return re.sub(rf"^host-record=(.+),{re.escape(address)}$", names, conf, flags=re.M)
+
+    def edit(conf: str) -> str:
+        # no PTR at all; a PTR name that is not the HELO name; the key of another domain where this one's is
+        conf = forward_only(conf, no_ptr.address)
+        conf = forward_only(conf, other_ptr.address) + f"host-record=web.{other_ptr.domain},{other_ptr.address}\n"
+        theirs = re.search(rf"^txt-record=[a-z0-9-]+\._domainkey\.{re.escape(no_ptr.domain)},(.*)$", conf, re.M)
+        assert theirs, "no DKIM record in the lab DNS"
+        return re.sub(rf"^(txt-record=[a-z0-9-]+\._domainkey\.{re.escape(wrong_key.domain)},).*$",
+                      lambda m: m.group(1) + theirs.group(1), conf, flags=re.M)
+
+    lab_dns(edit)
+    code, after = rows()
+    assert code != 0, "the fleet report must fail on what receivers would refuse"
+    assert after[no_ptr.short] == [f"{no_ptr.address} has no PTR record (reverse DNS): set it to {no_ptr.fqdn}"]
+    assert after[other_ptr.short] == [
+        f"the HELO name {other_ptr.fqdn} is not {other_ptr.address}'s PTR name (web.{other_ptr.domain})"]
+    assert len(after[wrong_key.short]) == 1 and after[wrong_key.short][0].startswith(
+        "the DKIM key published at ") and after[wrong_key.short][0].endswith("is not the key that signs")

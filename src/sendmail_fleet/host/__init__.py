@@ -16,6 +16,7 @@ HELPERS: dict[str, Path] = {
     "sendmail_switch": role_path("sendmail", "files", "sendmail_switch.py"),
     "mail_settings": role_path("client_setup", "files", "mail_settings.py"),
     "acme_probe": role_path("client_setup", "files", "acme_probe.py"),
+    "deliverability": role_path("mail_host", "files", "deliverability.py"),
 }
 
 
