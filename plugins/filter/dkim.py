@@ -33,9 +33,27 @@ _value:
   type: dict
 """
 
-SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+def _records():  # noqa: ANN202 - the settings helper, the one home of what a DKIM selector and key may be
+    """roles/client_setup/files/mail_settings.py, which checks the same values before they go into a zone (Ansible
+    loads each filter file on its own, so the helper is loaded by path, as client_site loads its sibling)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "sendmail_fleet_mail_settings" in sys.modules:
+        return sys.modules["sendmail_fleet_mail_settings"]
+    path = Path(__file__).resolve().parents[2] / "roles" / "client_setup" / "files" / "mail_settings.py"
+    spec = importlib.util.spec_from_file_location("sendmail_fleet_mail_settings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+_HELPER = _records()
+SELECTOR, PUBLIC_KEY = _HELPER.SELECTOR, _HELPER.PUBLIC_KEY
 DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
-PUBLIC_KEY = re.compile(r"^[A-Za-z0-9+/]{40,}={0,2}$")
 
 
 def _date(text: str) -> dt.date | None:
