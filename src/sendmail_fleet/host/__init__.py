@@ -17,6 +17,7 @@ HELPERS: dict[str, Path] = {
     "mail_settings": role_path("client_setup", "files", "mail_settings.py"),
     "acme_probe": role_path("client_setup", "files", "acme_probe.py"),
     "deliverability": role_path("mail_host", "files", "deliverability.py"),
+    "sending_limits": role_path("sending_limits", "files", "sending_limit_milter.py"),
 }
 
 
