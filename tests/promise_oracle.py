@@ -5,7 +5,8 @@ table disagrees with. The unit tests compare every cell with it; the lab tests c
 The features and what they mean to a client:
   smtp_auth        PLAIN and LOGIN (the mechanisms saslauthd can check) are offered after STARTTLS on 587 and over
                    implicit TLS on 465, and a good password relays (235); MAIL without AUTH on those ports gets 530;
-                   a wrong password and an unknown user get the same 535; with saslauthd down, AUTH gets 454.
+                   a wrong password and an unknown user get the same 535; with saslauthd down, AUTH gets 454; a
+                   mailbox past its sending limit gets 451 (temporary: its mail program keeps the message).
   no smtp_auth     no mechanism is offered, AUTH gets 503 (not offered), nothing listens on 465, and 587 takes MAIL
                    but refuses the relay (550).
   pop_before_smtp  a good POP3 login opens relay from that client's address (250) for the window, then it closes;
@@ -14,8 +15,8 @@ The features and what they mean to a client:
                    window, unless the mailbox is excepted (then it relays, 250); after the window, the usual 550.
   procmail_lda     procmail delivers, so a user's ~/.procmailrc recipe files the message in its folder.
 Every variant: local mail is delivered (250), an unknown user and unauthenticated relay are refused (550), a failed
-POP3 login and a client that never logged in open nothing (550). "-" where the check needs a feature the variant
-lacks.
+POP3 login and a client that never logged in open nothing (550); mail a client relays leaves signed for its domain
+and a DKIM verifier passes it, however it was relayed. "-" where the check needs a feature the variant lacks.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def expected(features: Iterable[str], check: str) -> str:
         "window expiry": "550" if pop or grace else "-",
         "procmail recipe": "folder" if procmail else "inbox",
         "saslauthd down": "454" if auth else "-",
+        "DKIM signed": "pass",
+        "sending limit": "451" if auth else "-",
     }[check]
 
 

@@ -42,6 +42,7 @@ NOT_APPLICABLE = "-"
 PROMISE_NEEDS: dict[str, tuple[str, ...]] = {
     "bad/unknown AUTH": ("smtp_auth",),
     "saslauthd down": ("smtp_auth",),
+    "sending limit": ("smtp_auth",),
     "window expiry": ("pop_before_smtp", "pop_before_smtp_grace"),
     "excepted POP relay": ("pop_before_smtp_grace",),
 }

@@ -21,11 +21,30 @@ import docker
 
 from .host import HELPERS
 from .lab import LabError
-from .topology import RELEASES, Node, Topology
+from .topology import CAPPED_MESSAGES, CAPPED_USER, RELEASES, Node, Topology
 from .variants import NOT_APPLICABLE, all_variants, applies, promise
 
 PROBE = HELPERS["mailprobe"]
 PROBE_PATH = "/usr/local/bin/maillab-probe"
+# On the mx: the message that carries a token in carol's mailbox, as base64 of its bytes ("" when not there).
+MESSAGE_B64 = r"""
+import base64, mailbox, sys
+for m in mailbox.mbox(sys.argv[2]):
+    if sys.argv[1] in m.as_string():
+        print(base64.b64encode(m.as_bytes()).decode())
+        break
+"""
+# On a client, as a receiver checks it (dkimpy, Debian's python3-dkim, asking the lab DNS for the key): whether the
+# message is signed, by which domain and selector, and whether the signature passes.
+DKIM_VERIFY = r"""
+import base64, email, json, sys
+import dkim
+raw = base64.b64decode(sys.argv[1])
+value = str(email.message_from_bytes(raw).get("DKIM-Signature") or "")
+tags = dict(p.strip().split("=", 1) for p in "".join(value.split()).split(";") if "=" in p)
+print(json.dumps({"signed": bool(value), "pass": bool(value) and bool(dkim.verify(raw)),
+                  "d": tags.get("d", ""), "s": tags.get("s", "")}))
+"""
 
 
 @dataclass
@@ -132,8 +151,11 @@ def token() -> str:
     return "tok-" + uuid.uuid4().hex[:16]
 
 
-def message(tok: str, subject: str = "probe") -> str:
-    return f"Subject: {subject} {tok}\r\nX-Maillab-Token: {tok}\r\n\r\nbody {tok}\r\n"
+def message(tok: str, subject: str = "probe", sender: str | None = None) -> str:
+    """A probe message carrying `tok`; with `sender`, a From header as a mail program writes it (OpenDKIM signs
+    by the From domain, and signs nothing without one)."""
+    head = f"From: {sender}\r\n" if sender else ""
+    return f"{head}Subject: {subject} {tok}\r\nX-Maillab-Token: {tok}\r\n\r\nbody {tok}\r\n"
 
 
 class Checks:
@@ -146,6 +168,8 @@ class Checks:
         self.variant = all_variants()[vps.variant or "default"]
         self.mx = lab.topo.by_role("mx")[0]
         self.alice, self.bob = vps.accounts[0], vps.accounts[1]
+        self.capped = next((a for a in vps.accounts if a.user == CAPPED_USER), None)
+        self.relayed: list[str] = []  # tokens of relayed messages that reached the remote mailbox
         self.carol = self.mx.accounts[0]
         self.results: list[Result] = []
 
@@ -178,7 +202,7 @@ class Checks:
     def _relay(self, client: str, port: int = 25, **req) -> tuple[Smtp, str]:
         tok = token()
         res = self.lab.smtp(client, self.vps, port=port, mail_from=self.alice.address,
-                            rcpt=[self.carol.address], data=message(tok), **req)
+                            rcpt=[self.carol.address], data=message(tok, sender=self.alice.address), **req)
         return res, tok
 
     @property
@@ -199,6 +223,8 @@ class Checks:
         res, tok = self._relay(client, **req)
         if res.raw["ok"]:
             delivered = self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok)
+            if delivered:
+                self.relayed.append(tok)
             return self._add(name, str(res.code("data")), delivered,
                              "" if delivered else f"accepted but not delivered on mx: {res.summary()}")
         code = res.code("rcpt") or res.last_code
@@ -261,6 +287,8 @@ class Checks:
         res, tok = self._relay("client1", port=587, starttls=True, auth=[mech, self.alice.user, self.alice.password])
         code = res.code("auth")
         delivered = code != 235 or (res.raw["ok"] and self.lab.wait_for_mail(self.mx, "/var/mail/carol", tok))
+        if code == 235 and delivered:
+            self.relayed.append(tok)
         return self._add(name, str(code), delivered, res.summary())
 
     def auth_failures(self) -> Result:
@@ -359,6 +387,52 @@ class Checks:
         return self._add("saslauthd down", str(code), temporary and closed,
                          f"{res.summary()} | relay while down: {unauth.summary()}")
 
+    def sending_limit(self) -> Result:
+        """The lab's capped mailbox sends by SMTP-Auth until it is refused: within its limit of messages, MAIL must
+        get 451 4.7.1 naming it (a second run within the limit's period meets the refusal at once), and every
+        message accepted before must reach the remote mailbox."""
+        if r := self._not_applicable("sending limit"):
+            return r
+        if self.capped is None:
+            return self._add("sending limit", "no mailbox", False, f"the lab has no {CAPPED_USER} mailbox here")
+        sent: list[str] = []
+        for _ in range(CAPPED_MESSAGES + 1):
+            tok = token()
+            res = self.lab.smtp("client1", self.vps, port=587, starttls=True,
+                                auth=["PLAIN", self.capped.user, self.capped.password],
+                                mail_from=self.capped.address, rcpt=[self.carol.address], data=message(tok))
+            if not res.raw["ok"]:
+                break
+            sent.append(tok)
+        if res.raw["ok"]:
+            return self._add("sending limit", "250", False, f"{len(sent)} messages accepted, none refused")
+        code = res.code("mail") if res.code("auth") == 235 else res.last_code
+        text = (res.step("mail") or {}).get("text", "")
+        right = code == 451 and text.startswith("4.7.1") and self.capped.user in text
+        delivered = all(self.lab.wait_for_mail(self.mx, "/var/mail/carol", t) for t in sent)
+        return self._add("sending limit", str(code), right and delivered,
+                         f"{len(sent)} accepted before the refusal" + ("" if delivered else ", not all delivered")
+                         + f": {res.summary()}")
+
+    def dkim_signed(self) -> Result:
+        """The first relayed message that reached the remote mailbox, as a receiver checks it: signed for the VPS's
+        domain, and dkimpy (Debian's python3-dkim, on client1, asking the lab DNS) passes the signature."""
+        if not self.relayed:
+            return self._add("DKIM signed", "no mail", False, "no relayed message reached the remote mailbox")
+        tok = self.relayed[0]
+        found = self.lab.container(self.mx.short).exec_run(["python3", "-c", MESSAGE_B64, tok, "/var/mail/carol"])
+        raw = found.output.decode().strip()
+        if found.exit_code != 0 or not raw:
+            return self._add("DKIM signed", "no mail", False, f"message {tok} not found on the mx")
+        res = self.lab.container("client1").exec_run(["python3", "-c", DKIM_VERIFY, raw])
+        try:
+            out = json.loads(res.output.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return self._add("DKIM signed", "error", False, res.output.decode(errors="replace")[-300:])
+        seen = "pass" if out["pass"] else "fail" if out["signed"] else "unsigned"
+        return self._add("DKIM signed", seen, out["d"] == self.vps.domain,
+                         f"d={out['d'] or '-'} s={out['s'] or '-'} (the domain must be {self.vps.domain})")
+
     def start_without_grants(self) -> None:
         """No lab client may relay through this VPS by POP-before-SMTP when the checks start, as before_window
         assumes: a POP3 login minutes ago (an earlier run, a test, a person trying the lab) opens relay for a
@@ -380,7 +454,8 @@ class Checks:
                 self.pop_login_relay, self.pop_login_submission, self.local_delivery, self.unknown_user,
                 self.auth_offer, lambda: self.auth_relay("PLAIN"), lambda: self.auth_relay("LOGIN"),
                 self.smtps_auth_relay, self.auth_failures, self.failed_pop_login_opens_nothing,
-                self.other_client_refused, self.procmail_recipe, self.saslauthd_down, self.excepted_pop_relay]
+                self.other_client_refused, self.procmail_recipe, self.sending_limit, self.saslauthd_down,
+                self.excepted_pop_relay, self.dkim_signed]
 
 
 def run_all(lab: MailLab, window: float, progress: Callable[[str], None] = lambda s: None,

@@ -50,7 +50,11 @@ POP_BEFORE_SMTP_WINDOW = 40  # seconds: the lab's short POP-before-SMTP window
 LAB_SPF_ALL = "-all"
 # The tests send far more mail per mailbox in an hour than a person would: the lab raises the sending limit (the
 # defaults hold everywhere else; the limit's own test sets small numbers on its hosts and puts these back).
-LAB_SENDING_LIMITS = {"sending_limits_messages": 5000, "sending_limits_recipients": 20000}
+# One mailbox per VPS keeps a small limit, so the demo's "sending limit" check sees the refusal a mailbox past its
+# limit gets, whenever it runs (the limit's period is an hour: a second demo within it meets the refusal at once).
+CAPPED_USER, CAPPED_MESSAGES = "capped", 2
+LAB_SENDING_LIMITS = {"sending_limits_messages": 5000, "sending_limits_recipients": 20000,
+                      "sending_limits_mailboxes": {CAPPED_USER: {"messages": CAPPED_MESSAGES, "recipients": 20}}}
 FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
 FAIL2BAN_BANTIME = 20  # ... for this many seconds
 # vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
@@ -245,7 +249,7 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
         date = LEGACY_SETUP_DATE if i == 6 and i not in variants else None
         variant = variant_for_setup_date(dt.date.fromisoformat(date)) if date else variants.get(i, variant_for_index(i))
         nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain, variant,
-                          _accounts(name, domain, ("alice", "bob"), f"vps{i}"), date,
+                          _accounts(name, domain, ("alice", "bob", CAPPED_USER), f"vps{i}"), date,
                           releases.get(i, release_for_index(i))))
     for i in (1, 2):
         short = f"client{i}"

@@ -49,10 +49,13 @@ MUTATIONS = [
     ("default", "bad/unknown AUTH", "535/550"),
     ("default-procmail-lda-auth-only", "saslauthd down", "535"),
     ("pop-before-smtp", "window expiry", "250"),
+    ("default-auth-only", "DKIM signed", "unsigned"),
+    ("default", "sending limit", "250"),
 ]
 # A "-" where the variant has the feature the check is about: it would switch the check off.
 DASHES = [("default", "saslauthd down"), ("default", "window expiry"), ("default-auth-only", "bad/unknown AUTH"),
-          ("pop-before-smtp", "window expiry"), ("default-procmail-lda", "relay, no auth")]
+          ("pop-before-smtp", "window expiry"), ("default-procmail-lda", "relay, no auth"),
+          ("default-auth-only", "sending limit"), ("pop-before-smtp", "DKIM signed")]
 
 
 def mutated(variant: str, check: str, value: str) -> dict:
