@@ -148,6 +148,7 @@ def test_the_status_reader_survives_a_hostile_or_broken_status_file():
 
 def test_mailbox_names_go_into_replies_and_logs_without_control_characters_spaces_or_percent():
     assert sl.printable("a\nb c%d\x00e" + "f" * 400) == "a?b?c?d?e" + "f" * 245
+    assert sl.printable("jos\u00e9\u202e@x") == "jos??@x"  # no non-ASCII, no direction override
     assert sl.printable("") == "?"
 
 

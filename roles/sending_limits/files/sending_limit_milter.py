@@ -92,9 +92,11 @@ def load_settings(path: str) -> Settings:
 
 
 def printable(text: str, limit: int = 254) -> str:
-    """A stranger's text as it may go into a log line or a reply: no control characters, no spaces, no '%'
-    (libmilter drops a reply with a single one), at most `limit` characters."""
-    return "".join(c if c.isprintable() and not c.isspace() and c != "%" else "?" for c in text[:limit]) or "?"
+    """A stranger's text as it may go into a log line or an SMTP reply: printable ASCII only (no control characters,
+    no spaces, nothing an SMTP reply may not carry), no '%' (libmilter drops a reply with a single one), at most
+    `limit` characters."""
+    return "".join(c if c.isascii() and c.isprintable() and not c.isspace() and c != "%" else "?"
+                   for c in text[:limit]) or "?"
 
 
 def duration(seconds: float) -> str:
