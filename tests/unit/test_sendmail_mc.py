@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from sendmail_fleet import repo_root
+from sendmail_fleet.collection import filter_plugin
 from sendmail_fleet.variants import all_variants, auth_only_of, variant_for_setup_date
 
 ROLE = repo_root() / "roles" / "sendmail"
@@ -15,6 +16,7 @@ def render(variant: str, **overrides) -> str:
     defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), trim_blocks=True,
                              undefined=jinja2.StrictUndefined)
+    env.filters["sendmail_fleet.mail.milters_for"] = filter_plugin("milters").milters_for
     grace_text = yaml.safe_load((ROLE / "vars/main.yml").read_text())["__sendmail_grace_text"]
     ctx = {**defaults, "sendmail_fqdn": "mail.example.test", "ansible_managed": "managed",
            "__sendmail_grace_text": env.from_string(grace_text).render({**defaults, **overrides}),
@@ -229,3 +231,15 @@ def test_a_milter_sees_every_message_and_mail_by_pop_before_smtp_is_marked_for_i
         assert "{auth_type}, {auth_authen}" in envfrom[0] and envfrom[0].endswith("{pbs_relay}')dnl")
         assert mc.count("SLocal_check_mail") == 1 and mc.count("Kpbs_mark macro") == 1
     assert "INPUT_MAIL_FILTER" not in render(variant)  # no milter unless one is given
+
+
+LIMITS = {"name": "limits", "socket": "inet:8892@127.0.0.1", "features": ["smtp_auth"]}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_milter_that_needs_smtp_auth_is_asked_only_in_variants_with_it_and_before_the_signer(variant):
+    """The sending limit counts mailboxes that authenticated: a variant without SMTP-Auth does not ask it, so every
+    variant's .mc is the same whatever variant the host runs (the variants folder stays as it is after a switch)."""
+    mc = render(variant, sendmail_milters=[LIMITS, *MILTER])
+    asked = [line.split("`")[1].split("'")[0] for line in mc.splitlines() if line.startswith("INPUT_MAIL_FILTER")]
+    assert asked == (["limits", "opendkim"] if "smtp_auth" in all_variants()[variant].features else ["opendkim"])
