@@ -38,6 +38,12 @@ from sendmail_fleet.variants import all_variants
 RUN_LOG = Paths.default().state / "logs" / "test-playbook-runs.jsonl"
 RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
 RUN_LOG.write_text("")
+# Each test's playbook run keeps its whole output here (NNN-PLAYBOOK.log): an assertion shows only its end.
+RUN_OUTPUTS = RUN_LOG.parent / "test-runs"
+if RUN_OUTPUTS.is_dir():
+    for old in RUN_OUTPUTS.glob("*.log"):
+        old.unlink()
+RUN_OUTPUTS.mkdir(exist_ok=True)
 os.environ[ansible_playbook.RUN_LOG_ENV] = str(RUN_LOG)
 SESSION_T0 = time.monotonic()
 
@@ -106,8 +112,12 @@ def playbook(paths: Paths, *args: str, name: str | Path = "site.yml", env: dict[
              accelerated: bool = True) -> subprocess.CompletedProcess:
     """ansible-playbook on the lab inventory (accelerated False: plain ansible-core); stdout holds everything it
     printed, its errors too."""
-    return ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, timeout=1800,
-                                accelerated=accelerated)
+    run = ansible_playbook.run(paths.inventory, name, *args, capture=True, env=env, timeout=1800,
+                               accelerated=accelerated)
+    n = len(list(RUN_OUTPUTS.glob("*.log"))) + 1
+    (RUN_OUTPUTS / f"{n:03d}-{Path(str(name)).stem}.log").write_text(
+        f"ansible-playbook {name} {' '.join(args)}\nexit {run.returncode}\n\n{run.stdout}")
+    return run
 
 
 def client_sh(lab: MailLab, cmd: str, client: str = "client1") -> tuple[int, str]:
@@ -140,7 +150,7 @@ def changed_tasks(output: str) -> list[str]:
     """'TASK name: host' for every task result that says changed, so an idempotence failure names its cause."""
     found, task = [], ""
     for line in output.splitlines():
-        if m := re.match(r"^TASK \[(.+?)\] \*+$", line):
+        if m := re.match(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line):
             task = m.group(1)
         elif m := re.match(r"^changed: \[([^\]]+)\]", line):
             found.append(f"{task}: {m.group(1)}")
