@@ -23,6 +23,8 @@ options:
     required: true
 """
 
+# milter_listen: "{{ 'inet:8891@127.0.0.1' | sendmail_fleet.mail.milter_listen }}" -> {host: 127.0.0.1, port: 8891}
+
 EXAMPLES = r"""
 milters: "{{ sendmail_milters | sendmail_fleet.mail.milters_for(['smtp_auth', 'procmail_lda']) }}"
 """
@@ -35,6 +37,14 @@ _value:
 """
 
 
+def milter_listen(socket: str) -> dict[str, Any]:
+    """A milter's socket as wait_for's arguments: host and port of inet:PORT@ADDRESS, or the path of local:/PATH."""
+    if socket.startswith("local:"):
+        return {"path": socket[len("local:"):]}
+    port, _, host = socket.split(":", 1)[1].partition("@")
+    return {"host": host, "port": int(port)}
+
+
 def milters_for(milters: Iterable[Mapping[str, Any]], features: Iterable[str]) -> list[Mapping[str, Any]]:
     have = set(features)
     return [m for m in milters if not m.get("features") or have & set(m["features"])]
@@ -42,4 +52,4 @@ def milters_for(milters: Iterable[Mapping[str, Any]], features: Iterable[str]) -
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"milters_for": milters_for}
+        return {"milters_for": milters_for, "milter_listen": milter_listen}

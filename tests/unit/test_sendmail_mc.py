@@ -243,3 +243,12 @@ def test_a_milter_that_needs_smtp_auth_is_asked_only_in_variants_with_it_and_bef
     mc = render(variant, sendmail_milters=[LIMITS, *MILTER])
     asked = [line.split("`")[1].split("'")[0] for line in mc.splitlines() if line.startswith("INPUT_MAIL_FILTER")]
     assert asked == (["limits", "opendkim"] if "smtp_auth" in all_variants()[variant].features else ["opendkim"])
+
+
+@pytest.mark.parametrize("socket, args", [
+    ("inet:8891@127.0.0.1", {"host": "127.0.0.1", "port": 8891}),
+    ("inet6:8892@::1", {"host": "::1", "port": 8892}),
+    ("local:/run/milter/sock", {"path": "/run/milter/sock"}),
+])
+def test_a_milter_socket_becomes_the_address_the_roles_wait_on(socket, args):
+    assert filter_plugin("milters").milter_listen(socket) == args
