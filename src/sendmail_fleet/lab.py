@@ -386,9 +386,39 @@ def _wait_port(address: str, port: int, deadline: float) -> bool:
     return False
 
 
+# systemd in each container takes inotify instances of the host's root user (PID 1, journald, logind, ...): about 8
+# per mail host. The kernel's default of 128 ran out at the 19th VPS, whose container exited at once with status 255.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INOTIFY_PER_HOST = 8
+
+
+def _ensure_inotify(mail_hosts: int, progress: Progress, path: Path = INOTIFY_INSTANCES) -> None:
+    """Raise the host's inotify instance limit when this many systemd containers would run out of it (as root;
+    otherwise say which sysctl to set). A lab the limit already fits leaves it alone."""
+    try:
+        have = int(path.read_text())
+    except (OSError, ValueError):
+        return  # not Linux's procfs: nothing to check
+    if mail_hosts * INOTIFY_PER_HOST <= have:
+        return
+    want = mail_hosts * INOTIFY_PER_HOST * 2
+    if os.geteuid() != 0:
+        raise LabError(f"{mail_hosts} mail hosts need more inotify instances than fs.inotify.max_user_instances={have} "
+                       f"allows (systemd in each container takes about {INOTIFY_PER_HOST}): as root, "
+                       f"`sysctl -w fs.inotify.max_user_instances={want}`, or run a smaller lab")
+    progress.say(f"raising fs.inotify.max_user_instances from {have} to {want}: systemd in each of the "
+                 f"{mail_hosts} mail hosts takes about {INOTIFY_PER_HOST}")
+    path.write_text(f"{want}\n")
+
+
 def _wait_systemd(container: Container, deadline: float) -> str:
     state = ""
     while time.monotonic() < deadline:
+        container.reload()
+        if container.status != "running":
+            code = container.attrs.get("State", {}).get("ExitCode")
+            raise LabError(f"{container.name} stopped as it started (status {container.status}, exit code {code}); "
+                           f"`docker logs {container.name}` shows why")
         res = container.exec_run(["systemctl", "is-system-running"])
         state = res.output.decode().strip()
         if state in ("running", "degraded"):
@@ -516,6 +546,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
         if c.name not in wanted and owner.owns(c):
             progress.say(f"removing {c.name} (not in the lab's topology any more)")
             c.remove(force=True)
+    _ensure_inotify(len(topo.mail_hosts), progress)
     with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
         for node in topo.nodes:
             try:

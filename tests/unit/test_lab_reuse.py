@@ -62,3 +62,15 @@ def test_dns_and_clients_hold_nothing_from_the_checkout_and_are_reused(tmp_path)
     for node in topo.by_role("dns") + topo.by_role("client"):
         assert container(node, topo, "").labels[f"{LABEL}.key"] == ""
         assert _matches(container(node, topo, ""), node, topo, IMAGES, PUBKEY, here), node.name
+
+
+def test_a_lab_the_inotify_limit_fits_leaves_it_alone_and_a_bigger_one_raises_it(tmp_path):
+    from sendmail_fleet.lab import INOTIFY_PER_HOST, _ensure_inotify
+    from sendmail_fleet.progress import Progress
+
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    _ensure_inotify(128 // INOTIFY_PER_HOST, Progress(quiet=True), limit)
+    assert limit.read_text() == "128\n"
+    _ensure_inotify(41, Progress(quiet=True), limit)  # the growth benchmark's 40 VPS and the mx
+    assert int(limit.read_text()) >= 41 * INOTIFY_PER_HOST
