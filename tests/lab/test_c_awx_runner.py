@@ -8,6 +8,7 @@ slice job, stops before any change with its message."""
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,3 +125,33 @@ def test_the_rollout_run_as_a_slice_stops_before_any_change_and_says_why(invento
     assert "Nothing was changed" in run.stdout
     assert not any(run.changed().values()), run.changed()
     assert {h: sha(maillab.topo.get(h), "/etc/mail/sendmail.mc") for h in fleet} == before
+
+
+def test_site_yml_as_a_slice_changes_nothing_and_a_publisher_whose_hosts_are_in_other_slices_stops_saying_how(
+        inventory, paths, tmp_path, maillab: MailLab):
+    """site.yml cut in three as AWX slices it: the mx (it publishes two VPS's mail settings) lands in a slice without
+    one of them. Its slice's VPS change nothing, as in an unsliced run of the provisioned lab; the mx stops before
+    any change, naming the hosts it misses and the jobs to run instead."""
+    hosts = sorted(awx.inventory_hosts(inventory))
+    mx = maillab.topo.by_role("mx")[0]
+    published = [n.short for n in maillab.topo.by_role("vps") if maillab.topo.settings_host(n) is mx]
+    count = next(c for c in range(2, len(hosts))
+                 if set(published) - set(awx.slice_hosts(hosts, c, 1)) and len(awx.slice_hosts(hosts, c, 1)) > 1)
+    cut = awx.slice_hosts(hosts, count, 1)
+    assert cut[0] == mx.short  # "mx" sorts before every "vps"
+    missing = sorted(set(published) - set(cut))
+    before = sha(mx, "/etc/sendmail-fleet/mail-settings.json")
+    # The zone snippets for the admin's DNS go to a volume the jobs keep (docs/AWX.md), here holding the last run's.
+    zones = tmp_path / "zones"
+    shutil.copytree(repo_root() / "reports" / "dns", zones)
+    run = job(tmp_path, "site", awx.pared_inventory(inventory, cut), Path(paths.inventory).parent / "host_vars",
+              "playbooks/site.yml", {**AWX_SLICE_VARS, "awx_job_template_name": "Mail hosts",
+                                     "awx_workflow_job_name": "Mail hosts", "client_setup_zone_dir": str(zones)})
+    text = " ".join(run.stdout.split())
+    assert f"{mx.short} publishes the mail settings of {', '.join(missing)} (mail_host_client_setup_for), which " \
+           f"are in other slices of the AWX sliced job 'Mail hosts'" in text, run.stdout[-3000:]
+    assert f"(limit {','.join([mx.short, *published])})" in text and "Nothing was changed on mx." in text
+    assert set(run.stats.get("failures", {})) == {mx.short}, run.stats
+    assert not any(run.changed().values()), run.changed()
+    assert set(run.stats["ok"]) == set(cut)
+    assert sha(mx, "/etc/sendmail-fleet/mail-settings.json") == before
