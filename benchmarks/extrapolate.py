@@ -40,11 +40,11 @@ def fit(results: dict, key: str, field: str) -> tuple[float, float]:
     return my - b * mx, b
 
 
-def job_cost(results: dict, key: str, field: str, hosts: int) -> float:
-    """`field` of one job on `hosts` hosts, from the fit: hosts x (a + b x hosts). The rollout's cost per host also
-    moves with how its batches fall at each size (5 VPS: 1 + 4; 20: 1 + 10 + 5 + 4), so no slope is fitted to it:
-    its cost per host at the largest size measured, times the hosts."""
-    if key.startswith("rollout-auth-only.yml"):
+def job_cost(results: dict, key: str, field: str, hosts: int, fitted: bool = True) -> float:
+    """`field` of one job on `hosts` hosts: with fitted, hosts x (a + b x hosts) from the line; else flat, hosts x
+    the cost per host at the largest size measured. The rollout's cost per host also moves with how its batches
+    fall at each size (5 VPS: 1 + 4; 20: 1 + 10 + 5 + 4), so it is always taken flat."""
+    if not fitted or key.startswith("rollout-auth-only.yml"):
         top = results[max((n for n in results if key in results[n]), key=int)][key]
         return hosts * top[field] / top["hosts"]
     a, b = fit(results, key, field)
@@ -90,18 +90,19 @@ def rollout_batches(fleet: int) -> list[int]:
     return sizes
 
 
-def floor_s(results: dict, key: str, hosts: int, cores: int, forks: int = 20) -> tuple[float, str]:
+def floor_s(results: dict, key: str, hosts: int, cores: int, fitted: bool = True,
+            forks: int = 20) -> tuple[float, str]:
     """The least wall time of one job on `hosts` hosts, and what sets it: its own process (one thread), or the CPU
     its forks get (min(cores, forks) of them)."""
-    own = job_cost(results, key, "main_cpu", hosts)
-    cpu = job_cost(results, key, "cpu", hosts) / min(cores, forks)
+    own = job_cost(results, key, "main_cpu", hosts, fitted)
+    cpu = job_cost(results, key, "cpu", hosts, fitted) / min(cores, forks)
     return (own, "own process") if own >= cpu else (cpu, "CPU")
 
 
-def slices_for(results: dict, key: str, fleet: int, cores: int, hour: float = 3600) -> int:
+def slices_for(results: dict, key: str, fleet: int, cores: int, fitted: bool = True, hour: float = 3600) -> int:
     """The fewest slices whose jobs each finish within the hour by their floor."""
     slices = 1
-    while slices < fleet and floor_s(results, key, math.ceil(fleet / slices), cores)[0] > hour:
+    while slices < fleet and floor_s(results, key, math.ceil(fleet / slices), cores, fitted)[0] > hour:
         slices = math.ceil(slices * 1.25) if slices > 4 else slices + 1
     return slices
 
@@ -116,10 +117,8 @@ def page(results: dict, fleet: int, cores: int, gib: int) -> list[str]:
         "## What was measured, per host", "",
         "Controller CPU seconds per host, all its processes / ansible-playbook's own process, at each size, and a line "
         "fitted to them (least squares). The cost per host is not flat: it grows with the number of hosts in the "
-        "play (Ansible's own work per task and host includes lists of every host, `groups` and `hostvars`), so a "
-        "job's cost grows with the square of its hosts, and the extrapolation uses the fitted line, not one size's "
-        "figure. Three or four sizes on a shared 2-core machine make the slope rough: read the hours below as an "
-        "order of magnitude.", "",
+        "play, by this data, which is why the page reads it two ways below. Three sizes on a shared 2-core machine "
+        "make the slope rough: read the hours as an order of magnitude.", "",
         *spread(results), "",
         "## AWX's view of one execution node", "",
         f"- CPU capacity: {cores} cores x {FORKS_PER_CPU} = **{cpu_capacity} forks**; memory capacity: "
@@ -130,36 +129,51 @@ def page(results: dict, fleet: int, cores: int, gib: int) -> list[str]:
         f"holds {mem_capacity // 21} jobs of 20 forks, by CPU {cpu_capacity // 21}; the measurements side with CPU "
         "(below): set the nodes' capacity adjustment towards CPU (0.0), or AWX starts more jobs than the cores serve.",
         "", f"## Each playbook at {fleet:,} VPS", "",
-        "One job (unsliced): its least wall time by the fitted costs, and what sets it: its own process (one thread) "
-        f"or the CPU its 20 forks get on a {cores}-core node. Sliced: the fewest AWX slices whose jobs each finish "
-        "within an hour, and the core-hours they take together.", "",
-        "| playbook | one job, at least | set by | slices for 1 h each | hosts per slice | core-hours, sliced | "
-        f"nodes of {cores} cores for that hour |", "|---|---|---|---|---|---|---|"]
+        "Two readings of the measurements: **flat**, the cost per host at the largest size measured, as if it "
+        "stayed there; **fitted**, the line above, as if it kept growing with the play's hosts. One job (unsliced): "
+        "its least wall time, and what sets it: its own process (one thread) or the CPU its 20 forks get on a "
+        f"{cores}-core node. Sliced: the fewest AWX slices whose jobs each finish within an hour, and the core-hours "
+        "they take together. Each cell: flat / fitted.", "",
+        "| playbook | one job, at least | set by | slices for 1 h each | core-hours, sliced | "
+        f"nodes of {cores} cores for that hour |", "|---|---|---|---|---|---|"]
     for playbook in PLAYBOOKS:
         key = f"{playbook} | {SETTING}"
-        one, why = floor_s(results, key, fleet, cores)
-        if playbook == "rollout-auth-only.yml":
-            lines.append(f"| {playbook} | {one / 3600:.1f} h | {why} | not sliced | - | "
-                         f"{job_cost(results, key, 'cpu', fleet) / 3600:.1f} | - |")
-            continue
-        slices = slices_for(results, key, fleet, cores)
-        per = math.ceil(fleet / slices)
-        core_h = slices * job_cost(results, key, "cpu", per) / 3600
-        lines.append(f"| {playbook} | {one / 3600:.1f} h | {why} | {slices} | {per:,} | {core_h:.1f} | "
-                     f"{math.ceil(core_h / cores)} |")
+        cells: list[list[str]] = [[], [], [], [], []]
+        for fitted in (False, True):
+            one, why = floor_s(results, key, fleet, cores, fitted)
+            cells[0].append(f"{one / 3600:.1f} h")
+            cells[1].append(why)
+            if playbook == "rollout-auth-only.yml":
+                cells[2].append("not sliced")
+                cells[3].append(f"{job_cost(results, key, 'cpu', fleet, fitted) / 3600:.0f}")
+                cells[4].append("-")
+                continue
+            slices = slices_for(results, key, fleet, cores, fitted)
+            core_h = slices * job_cost(results, key, "cpu", math.ceil(fleet / slices), fitted) / 3600
+            cells[2].append(f"{slices} ({math.ceil(fleet / slices):,} hosts)")
+            cells[3].append(f"{core_h:.0f}")
+            cells[4].append(f"{math.ceil(core_h / cores)}")
+        lines.append(f"| {playbook} | " + " | ".join(" / ".join(c) if len(set(c)) > 1 else c[0] for c in cells)
+                     + " |")
     batches = rollout_batches(fleet)
     site = f"site.yml | {SETTING}"
     (a_all, b_all), (a_own, _) = fit(results, site, "cpu"), fit(results, site, "main_cpu")
-    most = max(results[n][site]["hosts"] for n in results if site in results[n])
+    top = max((n for n in results if site in results[n]), key=int)
     rollout_key = f"rollout-auth-only.yml | {SETTING}"
     group = 500
-    g_floor, _ = floor_s(results, rollout_key, group, cores)
+    g_floor, _ = floor_s(results, rollout_key, group, cores, False)
+    rollout_top = max((n for n in results if rollout_key in results[n]), key=int)
     lines += [
         "", "## Where the first limit is", "",
-        f"- **The square in one job.** At {fleet:,} hosts the fitted per-host cost of site.yml is "
-        f"{a_all + b_all * fleet:.0f} s of controller CPU (it is {a_all + b_all * most:.0f} s at {most} hosts): the "
-        "part that grows with the play's host count, not forks, CPUs or memory, is what an unsliced job meets "
-        "first. Slicing divides it: each slice is a play of its own hosts.",
+        f"- **An unsliced job, by its host count.** Between 10 and 20 VPS site.yml's controller CPU per host rose "
+        f"from {results['10'][site]['cpu'] / results['10'][site]['hosts']:.1f} s to "
+        f"{results[top][site]['cpu'] / results[top][site]['hosts']:.1f} s "
+        f"(the line: {a_all:.1f} s + {b_all * 1000:.0f} ms per host in the play; at {fleet:,} hosts "
+        f"{a_all + b_all * fleet:.0f} s each). If that is Ansible's work per task and host over lists of every host "
+        "(`groups`, `hostvars`), a job's cost grows with the square of its hosts and an unsliced job at this size "
+        "never finishes in useful time; if it is this machine (the controller and 21 containers on 2 cores), the flat "
+        "reading holds. Either way the remedy is the same and comes first: slices, each a play of its own hosts. "
+        "`benchmarks/growth.py 40` (not measured yet) tells the two readings apart.",
         f"- **Then CPU.** A job's forks do {1 - a_own / max(a_all, 1e-9):.0%} of its CPU (site.yml, fixed part): "
         f"on a node, jobs compete for cores; the 'nodes' column is the cores the sliced run needs for the hour.",
         f"- **Memory last.** {fork_mib:.0f} MiB a fork; 20 forks need {20 * fork_mib / 1024:.1f} GiB, far inside a "
@@ -169,7 +183,8 @@ def page(results: dict, fleet: int, cores: int, gib: int) -> list[str]:
         f"the whole fleet takes at least {floor_s(results, rollout_key, fleet, cores)[0] / 3600:.1f} h at the cost "
         f"per host measured (more, where the square above applies to it too). Run it per group instead (`-e target=GROUP`, the workflow in "
         f"docs/AWX.md once per data centre or customer group, each with its own canary): a group of {group} hosts "
-        f"takes at least {g_floor / 60:.0f} min by the same fit, and groups on different nodes move at once. That "
+        f"takes at least {g_floor / 60:.0f} min at the rollout's cost per host at {rollout_top} VPS (its largest size "
+        "measured), and groups on different nodes move at once. That "
         "is also how providers move users, a group at a time.", "",
         "## What the line leaves out", "",
         "- The lab's hosts share this machine's cores with the controller, so host-side work (m4, restarts, mail) "

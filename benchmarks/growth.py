@@ -187,6 +187,12 @@ def table(results: dict[str, dict[str, dict]]) -> list[str]:
                          f"{b['main_cpu'] / b['hosts']:.2f} | {(b['wall'] - a['wall']) / dh:.2f} | "
                          f"{(b['cpu'] - a['cpu']) / dh:.2f} | {(b['main_cpu'] - a['main_cpu']) / dh:.2f} | "
                          f"{(b['peak_mib'] - a['peak_mib']) / dh:.1f} |")
+    missing = [f"{playbook} ({setting}) at {n} VPS" for playbook, setting, _, _, largest in RUNS for n in sizes
+               if int(n) <= largest and f"{playbook} | {setting}" not in results[n]]
+    if missing:
+        lines += ["", "Not measured (a run stopped before it): " + "; ".join(missing) + "."]
+    if any(int(n) < 40 for n in sizes) and "40" not in results:
+        lines += ["", "40 VPS: not measured yet (`benchmarks/growth.py 40`)."]
     return lines
 
 
