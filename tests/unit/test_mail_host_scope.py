@@ -70,8 +70,3 @@ def test_the_check_catches_a_part_that_reads_the_variant(tmp_path: Path):
     assert not left_out(procmail)
     assert VARIANT_NAMES.search(yaml.safe_dump(procmail["vars"]))
 
-
-def test_the_rollout_switches_and_rolls_back_with_the_variant_scope():
-    switch = (ROLES / "rollout" / "tasks" / "switch_host.yml").read_text()
-    assert switch.count("name: mail_host") == 2
-    assert switch.count("mail_host_scope: variant") == 2
