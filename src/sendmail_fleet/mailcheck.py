@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -87,22 +88,26 @@ class MailLab:
     topo: Topology
     client: docker.DockerClient = field(default_factory=docker.from_env)
     _probed: set[str] = field(default_factory=set)
+    # The checks run in threads: a client counts as equipped only once its copy has landed, and a second check
+    # on it waits for that (without the lock it ran the probe before the file was there, exit 2, a false FAIL).
+    _probe_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def container(self, key: str) -> Container:
         return self.client.containers.get(self.topo.get(key).name)
 
     def _ensure_probe(self, c: Container) -> None:
         # Copied once per run, so a changed probe never meets an old copy.
-        if c.name in self._probed:
-            return
-        self._probed.add(c.name)
-        data = PROBE.read_bytes()
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo("maillab-probe")
-            info.size, info.mode = len(data), 0o755
-            tar.addfile(info, io.BytesIO(data))
-        c.put_archive("/usr/local/bin", buf.getvalue())
+        with self._probe_lock:
+            if c.name in self._probed:
+                return
+            data = PROBE.read_bytes()
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                info = tarfile.TarInfo("maillab-probe")
+                info.size, info.mode = len(data), 0o755
+                tar.addfile(info, io.BytesIO(data))
+            c.put_archive("/usr/local/bin", buf.getvalue())
+            self._probed.add(c.name)
 
     def _probe(self, client: str, kind: str, req: dict) -> dict:
         c = self.container(client)
