@@ -23,7 +23,8 @@ options:
 """
 
 EXAMPLES = r"""
-sliced: "{{ awx_workflow_job_name | default('') | sendmail_fleet.mail.awx_sliced(awx_job_template_name | default('')) }}"
+sliced: >-
+  {{ awx_workflow_job_name | default('') | sendmail_fleet.mail.awx_sliced(awx_job_template_name | default('')) }}
 """
 
 RETURN = r"""
