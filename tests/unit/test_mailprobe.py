@@ -33,4 +33,4 @@ def test_a_server_that_does_not_answer_is_a_step_not_a_crash():
 def test_bad_usage_is_one_message_and_exit_2_not_a_traceback(argv, capsys):
     assert load("mailprobe").main(argv) == 2
     err = capsys.readouterr().err
-    assert "usage: mailprobe.py smtp|pop3 REQUEST" in err and "Traceback" not in err
+    assert "usage: mailprobe.py smtp|pop3|batch REQUEST" in err and "Traceback" not in err

@@ -189,3 +189,59 @@ def test_pop3_login_reports_each_step_and_a_refused_password(smtp_server, passwo
         assert [s["step"] for s in out["steps"]] == ["user", "pass"] and out["messages"] == 2
     else:
         assert out["steps"][-1] == {"step": "error", "text": "b'-ERR [AUTH] Authentication failed.'"}
+
+
+# -- A batch: each host's dialogues in order, the hosts at once (the rollout's health check of a whole batch) -------
+def test_a_batch_runs_each_hosts_dialogues_in_order_and_returns_them_by_host(smtp_server):
+    order: list[str] = []
+
+    def pop(line: str) -> list[str] | None:
+        order.append(f"pop3 {line.split()[0].upper()}")
+        return dovecot(True)(line)
+
+    def smtp_after_login(line: str) -> list[str] | None:
+        order.append(f"smtp {line.split()[0].upper()}")
+        return sendmail()(line)
+
+    pop_server = smtp_server(pop, greeting=["+OK Dovecot ready."])
+    relay_server = smtp_server(smtp_after_login)
+    refusing = smtp_server(sendmail(RCPT=[RELAY_DENIED]))
+    out = probe.batch({
+        "defaults": {"server": "127.0.0.1", "helo": "client1.clients.test", "timeout": 3},
+        "hosts": {
+            "vps1": [{"kind": "pop3", "port": pop_server.port, "user": "alice", "password": "s3cret", "stls": False},
+                     {"kind": "smtp", "port": relay_server.port, **RELAY}],
+            "vps2": [{"kind": "smtp", "port": refusing.port, **RELAY}],
+        }})
+    assert list(out) == ["vps1", "vps2"]
+    login, relay = out["vps1"]
+    assert login["ok"] and [s["step"] for s in login["steps"]] == ["user", "pass"]
+    assert relay["ok"] and codes(relay)[-1] == ("data", 250)
+    assert codes(out["vps2"][0])[-1] == ("rcpt", 550) and not out["vps2"][0]["ok"]
+    # the relay of vps1 began only after its POP3 session had ended
+    assert order.index("pop3 QUIT") < order.index("smtp EHLO"), order
+
+
+def test_the_hosts_of_a_batch_are_probed_at_once_not_one_after_the_other(smtp_server):
+    # vps1's server answers EHLO only once vps2's server has been greeted by the probe: one after the other,
+    # vps1's dialogue would time out (3 s) before vps2's began.
+    vps2_reached = threading.Event()
+
+    def waits_for_vps2(line: str) -> list[str] | None:
+        if line.upper().startswith("EHLO") and not vps2_reached.wait(10):
+            return None
+        return sendmail()(line)
+
+    def marks(line: str) -> list[str] | None:
+        vps2_reached.set()
+        return sendmail()(line)
+
+    first, second = smtp_server(waits_for_vps2), smtp_server(marks)
+    out = probe.batch({"defaults": {"server": "127.0.0.1", "helo": "client1.clients.test", "timeout": 3},
+                       "hosts": {"vps1": [{"kind": "smtp", "port": first.port, **RELAY}],
+                                 "vps2": [{"kind": "smtp", "port": second.port, **RELAY}]}})
+    assert out["vps1"][0]["ok"] and out["vps2"][0]["ok"], out
+
+
+def test_an_empty_batch_is_an_empty_answer():
+    assert probe.batch({"hosts": {}}) == {}

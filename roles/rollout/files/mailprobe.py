@@ -8,6 +8,8 @@ so the caller asserts on reply codes rather than on logs. Usage:
   mailprobe.py smtp '{"server": ..., "port": 465, "tls": true, ...}'   (implicit TLS, RFC 8314)
   mailprobe.py pop3 '{"server": ..., "port": 110, "user": ..., "password": ..., "stls": true}'
   mailprobe.py smtp -      (the same JSON on standard input: keeps a password off the command line)
+  mailprobe.py batch '{"defaults": {...}, "hosts": {"vps1": [{"kind": "smtp", ...}, {"kind": "pop3", ...}]}}'
+                           (each host's dialogues in order, the hosts at once; prints {"vps1": [result, ...]})
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import smtplib
 import socket
 import ssl
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 
 def _ctx(req: dict) -> ssl.SSLContext:
@@ -157,13 +160,34 @@ def pop3(req: dict) -> dict:
     return out
 
 
-USAGE = "usage: mailprobe.py smtp|pop3 REQUEST  (REQUEST: a JSON object, or - to read it from stdin)"
+def batch(req: dict) -> dict:
+    """Every host's dialogues: in the order given on one host (a relay after a POP3 login needs the login first),
+    the hosts side by side (a batch of a rollout is checked in the time of its slowest host, not of their sum).
+    A dialogue is its "kind" (smtp or pop3) and its request, over "defaults"."""
+    defaults = req.get("defaults", {})
+    hosts: dict = req.get("hosts", {})
+
+    def run(dialogues: list) -> list:
+        out = []
+        for d in dialogues:
+            full = {**defaults, **{k: v for k, v in d.items() if k != "kind"}}
+            out.append(pop3(full) if d.get("kind") == "pop3" else smtp(full))
+        return out
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
+        return dict(zip(hosts, pool.map(run, hosts.values()), strict=True))
+
+
+KINDS = {"smtp": smtp, "pop3": pop3, "batch": batch}
+USAGE = "usage: mailprobe.py smtp|pop3|batch REQUEST  (REQUEST: a JSON object, or - to read it from stdin)"
 
 
 def main(argv: list[str]) -> int:
     """Prints one JSON object; exit status 0 when the probe ran (its result says how the server answered),
     2 on bad usage."""
-    if len(argv) != 2 or argv[0] not in ("smtp", "pop3"):
+    if len(argv) != 2 or argv[0] not in KINDS:
         print(USAGE, file=sys.stderr)
         return 2
     try:
@@ -171,7 +195,7 @@ def main(argv: list[str]) -> int:
     except json.JSONDecodeError as exc:
         print(f"mailprobe.py: REQUEST is not JSON ({exc}); {USAGE}", file=sys.stderr)
         return 2
-    print(json.dumps(smtp(req) if argv[0] == "smtp" else pop3(req)))
+    print(json.dumps(KINDS[argv[0]](req)))
     return 0
 
 
