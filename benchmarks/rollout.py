@@ -5,7 +5,8 @@ ansible-core), in the same run.
 For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
 is put back on its inventory variants with site.yml (not timed).
 Run: .venv/bin/python benchmarks/rollout.py [SIZES...] [--fresh] [--project-only]   (default 1 4 8; takes a long
-time; --fresh forgets the sizes an earlier run measured; --project-only leaves out Ansible's defaults, whose column
+time; --fresh forgets the sizes an earlier run measured and starts from a new lab (no variant a rollout wrote
+into the lab's host_vars); --project-only leaves out Ansible's defaults, whose column
 then shows "-")
 """
 
@@ -22,7 +23,7 @@ from common import RESULTS, playbook, timed, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
-from sendmail_fleet.lab import Paths, save_topology, up  # noqa: E402
+from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402
 
@@ -41,6 +42,8 @@ def main() -> None:
         # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
         results: dict[int, dict[str, float]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
             if store.exists() and "--fresh" not in sys.argv else {}
+        if "--fresh" in sys.argv:
+            down(paths, progress)  # also the variants an earlier rollout wrote into the lab inventory's host_vars
         for n in sizes:
             topo = build(n)
             up(topo, paths, progress)
