@@ -1,0 +1,64 @@
+"""dovecot calls the POP3 post-login script at every login until it restarts without the hook: the script may go
+only after that restart, in the role's own task order, not in handlers whose order depends on how a play loads
+the role (the rollout includes mail_host at run time, and there the script went one flush before dovecot's
+restart: POP3 logins ended after PASS)."""
+
+from __future__ import annotations
+
+import yaml
+
+from sendmail_fleet import repo_root
+
+ROLE = repo_root() / "roles" / "pop_before_smtp"
+SCRIPT = "/usr/local/lib/pop-before-smtp-postlogin"
+
+
+def block(state: str) -> list[dict]:
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+    return next(t["block"] for t in tasks if t.get("when") == f"pop_before_smtp_state == '{state}'")
+
+
+def position(tasks: list[dict], found) -> int:
+    hits = [i for i, t in enumerate(tasks) if found(t)]
+    assert len(hits) == 1, [t.get("name") for t in tasks]
+    return hits[0]
+
+
+def restarts(task: dict) -> bool:
+    return (task.get("ansible.builtin.import_tasks") or {}).get("file") == "restart.yml"
+
+
+def writes(path: str):
+    def found(task: dict) -> bool:
+        files = (task.get("sendmail_fleet.mail.files") or {}).get("files", [])
+        return any(f.get("path") == path for f in files) or (task.get("ansible.builtin.file") or {}).get("path") == path
+    return found
+
+
+def test_on_removal_dovecot_restarts_after_the_hook_goes_and_before_the_post_login_script_goes():
+    tasks = block("absent")
+    hook_gone = position(tasks, writes("/etc/dovecot/conf.d/95-pop-before-smtp.conf"))
+    restart = position(tasks, restarts)
+    script_gone = position(tasks, lambda t: (t.get("ansible.builtin.file") or {}).get("path") == SCRIPT)
+    assert hook_gone < restart < script_gone
+    assert tasks[script_gone]["ansible.builtin.file"]["state"] == "absent"
+
+
+def test_on_install_the_script_is_there_before_the_hook_that_calls_it_and_dovecot_restarts_after_the_hook():
+    tasks = block("present")
+    script = position(tasks, writes(SCRIPT))
+    hook = position(tasks, writes("/etc/dovecot/conf.d/95-pop-before-smtp.conf"))
+    assert script < hook < position(tasks, restarts)
+
+
+def test_the_restart_reads_the_changed_units_first_and_leaves_a_stopped_service_stopped():
+    steps = yaml.safe_load((ROLE / "tasks" / "restart.yml").read_text())
+    assert steps[0]["ansible.builtin.systemd_service"] == {"daemon_reload": True}
+    assert steps[1]["ansible.builtin.command"]["argv"][:2] == ["systemctl", "try-restart"]
+    assert steps[1]["loop"] == "{{ pop_before_smtp_reload_services }}"
+
+
+def test_no_handler_of_the_role_touches_the_script_or_dovecot():
+    handlers = ROLE / "handlers" / "main.yml"
+    text = handlers.read_text() if handlers.exists() else ""
+    assert SCRIPT not in text and "dovecot" not in text
