@@ -120,7 +120,7 @@ def roles_alone(provisioned, paths, maillab):
     return first, second
 
 
-def test_every_role_runs_alone_and_its_own_handlers_restart_what_it_changed(roles_alone):
+def test_every_role_runs_alone_and_restarts_what_it_changed(roles_alone):
     first, _ = roles_alone
     assert first.returncode == 0, first.stdout[-5000:]
     assert "was not found" not in first.stdout and "is undefined" not in first.stdout
@@ -130,9 +130,11 @@ def test_every_role_runs_alone_and_its_own_handlers_restart_what_it_changed(role
     for expected in ("tls : Restart the services that use the certificate",
                      "sasl : Restart the services that read sendmail's SASL config",
                      "sendmail : Restart sendmail", "pop3 : Restart dovecot",
-                     "pop_before_smtp : Restart the services that run the POP3 login hook",
                      "client_setup : Stop the mail settings service (its next request starts it on the new data)"):
         assert expected in handlers, handlers
+    # pop_before_smtp restarts dovecot in its tasks, not in a handler: the hook it lost came back and ran at once.
+    assert (f"pop_before_smtp : POP-before-SMTP | Restart what runs the hook (only where it is running): {BOTH_WAYS}"
+            in changed_tasks(first.stdout)), changed_tasks(first.stdout)
 
 
 def test_a_role_alone_run_twice_changes_nothing(roles_alone):
