@@ -107,6 +107,8 @@ def _base_from_mirror(client: docker.DockerClient, ref: str, release: str, progr
     with tempfile.TemporaryDirectory(prefix="maillab-") as tmp:
         out = Path(tmp) / "rootfs.tar"
         argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(base_packages()),
+                # dpkg as in the official debian image (docker/base/dpkg.cfg), for the build and in the image
+                f"--dpkgopt={DOCKER_DIR / 'base' / 'dpkg.cfg'}",
                 # The lab may use a snapshot mirror whose Release files are past their Valid-Until.
                 "--aptopt=Acquire::Check-Valid-Until \"false\"",
                 release, str(out), *mirrors.source_lines(release)]
