@@ -46,6 +46,14 @@ def apt_install(packages: list[str], progress: Progress) -> None:
                 raise EngineError(f"{' '.join(argv)} failed: {run.stderr.strip().splitlines()[-1:]}")
 
 
+def _base_image_tools() -> list[str]:
+    """A machine with no engine has no images either, so the lab's base images will come from the apt mirror
+    (mmdebstrap, images.py) unless MAILLAB_BASE_SOURCE=registry: mmdebstrap then comes in the engine's apt run."""
+    if shutil.which("mmdebstrap") or os.environ.get("MAILLAB_BASE_SOURCE") == "registry":
+        return []
+    return ["mmdebstrap"]
+
+
 def ensure(state_dir: Path, progress: Progress) -> docker.DockerClient:
     client = connect()
     if client:
@@ -57,7 +65,7 @@ def ensure(state_dir: Path, progress: Progress) -> docker.DockerClient:
         raise EngineError("no Docker engine answers: start one (e.g. `sudo systemctl start docker`), "
                           "or run as root on Debian/Ubuntu so maillab can install Debian's docker.io")
     if not shutil.which("dockerd"):
-        apt_install(["docker.io"], progress)
+        apt_install(["docker.io", *_base_image_tools()], progress)
     state_dir.mkdir(parents=True, exist_ok=True)
     log = state_dir / "dockerd.log"
     with progress.step(f"starting dockerd in the background (log: {log})"):
