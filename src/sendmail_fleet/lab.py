@@ -13,7 +13,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -459,7 +459,7 @@ def _shadow_hash(account: tuple[str, str, str]) -> str:
     return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host))
 
 
-def password_hashes(paths: Paths, topo: Topology) -> Callable[[Account, Node], str]:
+def password_hashes(paths: Paths, topo: Topology, workers: int | None = None) -> Callable[[Account, Node], str]:
     """Each lab account's shadow hash, the one the mail_users role makes from its password (Ansible's
     password_hash, sha512-crypt at its 656000 rounds, the role's salt): about 0.8 s of CPU each, so made once per
     password and kept in .lab/ (mode 0600, beside the passwords themselves) rather than by every site run."""
@@ -472,7 +472,8 @@ def password_hashes(paths: Paths, topo: Topology) -> Callable[[Account, Node], s
     keys = {w: hashlib.sha256("\0".join(w).encode()).hexdigest() for w in wanted}
     missing = [w for w in sorted(wanted) if keys[w] not in known]
     if missing:
-        with ProcessPoolExecutor(max_workers=min(len(missing), os.cpu_count() or 2)) as pool:  # CPU: one per core
+        # CPU: one process per core, or `workers`
+        with ProcessPoolExecutor(max_workers=min(len(missing), workers or os.cpu_count() or 2)) as pool:
             made = pool.map(_shadow_hash, missing)
             known.update({keys[w]: h for w, h in zip(missing, made, strict=True)})
         paths.state.mkdir(parents=True, exist_ok=True)
@@ -483,9 +484,10 @@ def password_hashes(paths: Paths, topo: Topology) -> Callable[[Account, Node], s
     return lambda a, n: known[keys[(a.user, n.short, a.password)]]
 
 
-def write_inventory(paths: Paths, topo: Topology) -> None:
+def write_inventory(paths: Paths, topo: Topology,
+                    hashes: Callable[[Account, Node], str] | None = None) -> None:
     paths.inventory.parent.mkdir(parents=True, exist_ok=True)
-    data = inventory(topo, str(paths.key), str(paths.pki), password_hashes(paths, topo))
+    data = inventory(topo, str(paths.key), str(paths.pki), hashes or password_hashes(paths, topo))
     # Written beside and renamed over: a playbook that reads the inventory meanwhile sees the old or the new file.
     tmp = paths.inventory.with_name(paths.inventory.name + ".new")
     tmp.write_text("# written by `maillab up`: the lab's fleet (regenerated each time)\n"
@@ -494,19 +496,24 @@ def write_inventory(paths: Paths, topo: Topology) -> None:
 
 
 def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
-    try:
-        client = ensure_engine(paths.state, progress)
-    except EngineError as exc:
-        raise LabError(str(exc)) from exc
-    owner = Owner.of(paths)
-    existed = any(owner.owns(c) for c in client.containers.list(all=True, filters={"label": LABEL}))
-    try:
-        _up(client, topo, paths, progress)
-    except BaseException:
-        if not existed:
-            progress.say("up failed: removing what this run made")
-            down(paths, Progress(quiet=True), client)
-        raise
+    # The accounts' hashes (CPU, about 0.4 s each, made once per password) are made on one core while the engine,
+    # the images and the containers are set up, which mostly wait on apt, the mirror and Docker; the inventory,
+    # written last, needs them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hashes") as pool:
+        hashes = pool.submit(password_hashes, paths, topo, 1)
+        try:
+            client = ensure_engine(paths.state, progress)
+        except EngineError as exc:
+            raise LabError(str(exc)) from exc
+        owner = Owner.of(paths)
+        existed = any(owner.owns(c) for c in client.containers.list(all=True, filters={"label": LABEL}))
+        try:
+            _up(client, topo, paths, progress, hashes)
+        except BaseException:
+            if not existed:
+                progress.say("up failed: removing what this run made")
+                down(paths, Progress(quiet=True), client)
+            raise
     return topo
 
 
@@ -527,7 +534,8 @@ def _check_owner(client: docker.DockerClient, topo: Topology, owner: Owner, prog
             progress.say(f"  {obj.name}: its checkout ({other}) is gone; this lab takes it over")
 
 
-def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress) -> None:
+def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Progress,
+        hashes: Future[Callable[[Account, Node], str]]) -> None:
     owner = Owner.of(paths)
     _check_owner(client, topo, owner, progress)
     _check_subnet_free(client, topo)
@@ -547,6 +555,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
             progress.say(f"removing {c.name} (not in the lab's topology any more)")
             c.remove(force=True)
     _ensure_inotify(len(topo.mail_hosts), progress)
+
     with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
         for node in topo.nodes:
             try:
@@ -572,7 +581,7 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
     with progress.step("clients trust the lab's CA and the ACME CA's root"):
         _trust_lab_cas(client, topo, paths)
     publish_dns(topo, progress, client)  # keys of hosts provisioned before
-    write_inventory(paths, topo)
+    write_inventory(paths, topo, hashes.result())
     progress.say(f"lab is up; inventory: {paths.inventory}")
 
 
