@@ -461,7 +461,7 @@ def _shadow_hash(account: tuple[str, str, str]) -> str:
 
 def password_hashes(paths: Paths, topo: Topology, workers: int | None = None) -> Callable[[Account, Node], str]:
     """Each lab account's shadow hash, the one the mail_users role makes from its password (Ansible's
-    password_hash, sha512-crypt at its 656000 rounds, the role's salt): about 0.8 s of CPU each, so made once per
+    password_hash, sha512-crypt at its 656000 rounds, the role's salt): about 0.4 s of CPU each here, so made once per
     password and kept in .lab/ (mode 0600, beside the passwords themselves) rather than by every site run."""
     store = paths.state / "password-hashes.json"
     try:
@@ -555,7 +555,6 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
             progress.say(f"removing {c.name} (not in the lab's topology any more)")
             c.remove(force=True)
     _ensure_inotify(len(topo.mail_hosts), progress)
-
     with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
         for node in topo.nodes:
             try:
