@@ -49,7 +49,9 @@ def apt_install(packages: list[str], progress: Progress) -> None:
 def _base_image_tools() -> list[str]:
     """A machine with no engine has no images either, so the lab's base images will come from the apt mirror
     (mmdebstrap, images.py) unless MAILLAB_BASE_SOURCE=registry: mmdebstrap then comes in the engine's apt run."""
-    if shutil.which("mmdebstrap") or os.environ.get("MAILLAB_BASE_SOURCE") == "registry":
+    from . import images  # images imports this module: the rule on the base's source lives there
+
+    if images.base_source() == "registry" or shutil.which("mmdebstrap"):
         return []
     return ["mmdebstrap"]
 

@@ -66,10 +66,16 @@ def _exists(client: docker.DockerClient, ref: str) -> bool:
         return False
 
 
-def _base_from_registry(client: docker.DockerClient, release: str) -> bool:
+def base_source() -> str:
+    """Where the base images come from, as the user chose it: MAILLAB_BASE_SOURCE, checked (auto by default)."""
     choice = os.environ.get("MAILLAB_BASE_SOURCE", "auto")
     if choice not in ("auto", "registry", "mirror"):
         raise EngineError(f"MAILLAB_BASE_SOURCE={choice!r}: choose auto, registry or mirror")
+    return choice
+
+
+def _base_from_registry(client: docker.DockerClient, release: str) -> bool:
+    choice = base_source()
     return choice == "registry" or (choice == "auto" and _exists(client, f"debian:{release}"))
 
 

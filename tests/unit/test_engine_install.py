@@ -38,3 +38,22 @@ def test_the_engine_and_the_base_image_tool_come_in_one_apt_run(monkeypatch, tmp
     with pytest.raises(Stop):
         engine.ensure(tmp_path, Progress())
     assert runs == [expected]
+
+
+def test_an_unknown_base_source_stops_before_apt_and_names_the_choices(monkeypatch, tmp_path):
+    runs: list[list[str]] = []
+    monkeypatch.setattr(engine, "connect", lambda timeout=10: None)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(engine, "is_debian_like", lambda: True)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+
+    def install(packages, progress):
+        runs.append(packages)
+        raise Stop
+
+    monkeypatch.setattr(engine, "apt_install", install)
+    monkeypatch.setenv("MAILLAB_BASE_SOURCE", "registy")
+    with pytest.raises(engine.EngineError, match=r"MAILLAB_BASE_SOURCE='registy': choose auto, registry or mirror"):
+        engine.ensure(tmp_path, Progress())
+    assert runs == []
