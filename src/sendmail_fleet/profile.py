@@ -76,6 +76,38 @@ class Profile:
         return cls(raw["wall"], tasks)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a run: from its first task's start to the next segment's first task (the last, to the run's end)."""
+    name: str
+    start: float
+    seconds: float
+    tasks: tuple[Task, ...]
+
+    def hosts_that_ran(self, bare: str) -> set[str]:
+        """The hosts that ran (did not skip) a task of this name in the segment."""
+        return {r.host for t in self.tasks if t.bare == bare for r in t.results if r.status != "skipped"}
+
+
+def segments(profile: Profile, cut: Callable[[Task], str | None]) -> list[Segment]:
+    """The run cut where `cut` names a task: a segment of that name begins at the task. Tasks before the first cut
+    form a segment named "start"; the time from the run's start to its first task is in the first segment."""
+    bounds: list[tuple[str, int]] = []
+    for i, t in enumerate(profile.tasks):
+        name = cut(t)
+        if name is not None:
+            bounds.append((name, i))
+    if not bounds or bounds[0][1] != 0:
+        bounds.insert(0, ("start", 0))
+    out = []
+    for k, (name, i) in enumerate(bounds):
+        j = bounds[k + 1][1] if k + 1 < len(bounds) else len(profile.tasks)
+        begin = 0.0 if k == 0 else profile.tasks[i].start
+        end = profile.tasks[j].start if j < len(profile.tasks) else profile.wall
+        out.append(Segment(name, begin, end - begin, profile.tasks[i:j]))
+    return out
+
+
 # Kinds of work, first match wins.
 KINDS: list[tuple[str, Callable[[Task], bool]]] = [
     ("packages (apt: index, download, dpkg)", lambda t: t.short_action in ("apt", "package")),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sendmail_fleet import playbook as ansible_playbook
-from sendmail_fleet.profile import Profile, Result, Task, by_kind, kind, per_task_overhead, report, top
+from sendmail_fleet.profile import Profile, Result, Task, by_kind, kind, per_task_overhead, report, segments, top
 
 PLAYBOOK = """
 - hosts: localhost
@@ -121,3 +121,24 @@ def test_a_profile_file_round_trips(tmp_path: Path):
     (tmp_path / "p.json").write_text(json.dumps(raw))
     prof = Profile.load(tmp_path / "p.json")
     assert prof.wall == 1.5 and prof.tasks[0].wall == pytest.approx(0.5)
+
+
+def test_a_run_cut_at_named_tasks_gives_each_stretch_its_time_and_the_hosts_that_ran_a_task():
+    def at(name: str, start: float, ran: dict[str, str]) -> Task:
+        return Task("rollout", name, "", "ansible.builtin.set_fact", False, start,
+                    tuple(Result(h, status, False, start, start + 0.1) for h, status in ran.items()))
+    run = Profile(30.0, (
+        at("Gathering Facts", 0.5, {"vps1": "ok", "vps2": "ok"}),
+        at("batch", 4.0, {"vps1": "ok"}),
+        at("Switch this host", 4.5, {"vps1": "ok"}),
+        at("batch", 12.0, {"vps2": "ok"}),
+        at("Switch this host", 12.5, {"vps2": "skipped"}),
+        at("Report", 28.0, {"localhost": "ok"}),
+    ))
+    parts = segments(run, lambda t: {"batch": "batch", "Report": "report"}.get(t.name))
+    assert [(p.name, p.start, p.seconds, len(p.tasks)) for p in parts] == [
+        ("start", 0.0, 4.0, 1), ("batch", 4.0, 8.0, 2), ("batch", 12.0, 16.0, 2), ("report", 28.0, 2.0, 1)]
+    assert sum(p.seconds for p in parts) == run.wall
+    assert parts[1].hosts_that_ran("Switch this host") == {"vps1"}
+    assert parts[2].hosts_that_ran("Switch this host") == set()
+    assert segments(run, lambda t: "all" if t.start == 0.5 else None)[0].name == "all"  # no "start" before it
