@@ -4,6 +4,9 @@ ansible-core), in the same run.
 
 For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
 is put back on its inventory variants with site.yml (not timed).
+The project-settings runs are profiled (the task_profile callback, in every size alike), and rollout_phases.md
+says where each size's time goes: the pre-flight, each batch (the canary first) with the hosts it switched, the
+report; and what the 8-VPS run adds to the 1-VPS run, against the 2x target.
 Run: .venv/bin/python benchmarks/rollout.py [SIZES...] [--fresh] [--project-only]   (default 1 4 8; takes a long
 time; --fresh forgets the sizes an earlier run measured and starts from a new lab (no variant a rollout wrote
 into the lab's host_vars); --project-only leaves out Ansible's defaults, whose column
@@ -24,6 +27,7 @@ from common import RESULTS, playbook, timed, write  # noqa: E402
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
+from sendmail_fleet.profile import Profile, Segment, segments  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
 from sendmail_fleet.topology import build  # noqa: E402
 
@@ -55,8 +59,11 @@ def main() -> None:
                     # back to the inventory's variants on purpose: the rollout recorded auth-only on the hosts
                     playbook(paths.inventory, "site.yml", "-e", "sendmail_allow_pop_before_smtp_again=true",
                              env={"ANSIBLE_CONFIG": project_cfg})
+                profiled = {"ANSIBLE_CALLBACKS_ENABLED": "sendmail_fleet.mail.task_profile",
+                            "SENDMAIL_FLEET_PROFILE": str(RESULTS / f"rollout_profile_{n}.json")} \
+                    if label == "project" else {}
                 with progress.step(f"{n} VPS: rollout with {label} settings"), timed() as t:
-                    playbook(paths.inventory, "rollout-auth-only.yml", env={"ANSIBLE_CONFIG": cfg},
+                    playbook(paths.inventory, "rollout-auth-only.yml", env={"ANSIBLE_CONFIG": cfg, **profiled},
                              accelerated=label == "project")
                 results[n][label] = t[0]
             store.write_text(json.dumps(results, indent=1))
@@ -78,6 +85,51 @@ def main() -> None:
               f"Project settings: forks 20, pipelining, SSH ControlPersist 120 s (ansible.cfg); accelerator: "
               f"{ansible_playbook.accelerator()}."]
     write("rollout", "Rollout to SMTP-Auth only: wall time by fleet size", lines)
+    profiles = {n: RESULTS / f"rollout_profile_{n}.json" for n in results}
+    phases({n: Profile.load(f) for n, f in profiles.items() if f.exists()})
+
+
+def parts(profile: Profile) -> list[Segment]:
+    """The rollout cut into its pre-flight, each batch (canary first) and the report."""
+    count = iter(range(1, 1000))
+
+    def cut(t) -> str | None:
+        if t.bare.startswith("Rollout | The hosts of this batch"):
+            return f"batch {next(count)}"
+        if t.play.startswith("Rollout | Report") and t.name.startswith("Rollout | Report"):
+            return "report"
+        return None
+    return segments(profile, cut)
+
+
+def phases(profiles: dict[int, Profile]) -> None:
+    """rollout_phases.md: where each size's time goes, and what the largest size adds to one VPS."""
+    lines = ["Each size's profiled project-settings run (`rollout_profile_N.json`), cut at each batch's first task.",
+             "\"start\" is the pre-flight (facts, the audit, the plan) and Ansible's start-up; \"switched\" counts",
+             "the hosts a batch switched (the others of the batch were already auth-only).", "",
+             "| VPS | segment | seconds | switched |", "|---|---|---|---|"]
+    for n, profile in sorted(profiles.items()):
+        for seg in parts(profile):
+            lines.append(f"| {n} | {seg.name} | {seg.seconds:.1f} | "
+                         f"{len(seg.hosts_that_ran('Rollout | Switch this host')) or ''} |")
+        lines.append(f"| {n} | **total** | **{profile.wall:.1f}** | |")
+    if 1 in profiles and max(profiles) > 1:
+        big = max(profiles)
+        one = {s.name: s.seconds for s in parts(profiles[1])}
+        many = parts(profiles[big])
+        extra = profiles[big].wall - profiles[1].wall
+        later = [s for s in many if s.name.startswith("batch") and s.name != "batch 1"]
+        lines += ["", f"What {big} VPS add to 1 VPS: {extra:.1f} s (2x allows {profiles[1].wall:.1f} s, the whole "
+                  f"1-VPS run):", ""]
+        for s in many:
+            if s.name in one:
+                lines.append(f"- {s.name}: {s.seconds - one[s.name]:+.1f} s ({one[s.name]:.1f} s to {s.seconds:.1f} s)")
+        for s in later:
+            lines.append(f"- {s.name} ({len(s.hosts_that_ran('Rollout | Switch this host'))} switched), which the "
+                         f"1-VPS run does not have: +{s.seconds:.1f} s")
+        lines += ["", "Within 2x means the later batches, with every host they switch, cost no more than the 1-VPS "
+                  "run's canary batch and its fixed part together: a batch's own fixed cost is in both sides."]
+    write("rollout_phases", "Rollout to SMTP-Auth only: where each size's time goes", lines)
 
 
 if __name__ == "__main__":
