@@ -2,14 +2,14 @@
 where it is installed) and with Ansible's defaults (forks 5, no pipelining, default SSH arguments, plain
 ansible-core), in the same run.
 
-For each size the lab is brought to that many VPS in mixed variants; before each timed rollout the fleet
-is put back on its inventory variants with site.yml (not timed).
+Each timed rollout is the first on a new lab of that many VPS in mixed variants, provisioned with site.yml (not
+timed), as a fleet has it: every host's first switch (a host leaving POP-before-SMTP installs SASL's packages then),
+in every size and setting alike.
 The project-settings runs are profiled (the task_profile callback, in every size alike), and rollout_phases.md
 says where each size's time goes: the pre-flight, each batch (the canary first) with the hosts it switched, the
 report; and what the 8-VPS run adds to the 1-VPS run, against the 2x target.
 Run: .venv/bin/python benchmarks/rollout.py [SIZES...] [--fresh] [--project-only]   (default 1 4 8; takes a long
-time; --fresh forgets the sizes an earlier run measured and starts from a new lab (no variant a rollout wrote
-into the lab's host_vars); --project-only leaves out Ansible's defaults, whose column
+time; --fresh forgets the sizes an earlier run measured; --project-only leaves out Ansible's defaults, whose column
 then shows "-")
 """
 
@@ -46,19 +46,16 @@ def main() -> None:
         # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
         results: dict[int, dict[str, float]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
             if store.exists() and "--fresh" not in sys.argv else {}
-        if "--fresh" in sys.argv:
-            down(paths, progress)  # also the variants an earlier rollout wrote into the lab inventory's host_vars
         for n in sizes:
             topo = build(n)
-            up(topo, paths, progress)
-            save_topology(paths, topo)
             results[n] = {}
             settings = [("project", project_cfg), ("defaults", defaults_cfg)]
             for label, cfg in settings[:1] if "--project-only" in sys.argv else settings:
-                with progress.step(f"{n} VPS: reset with site.yml"):
-                    # back to the inventory's variants on purpose: the rollout recorded auth-only on the hosts
-                    playbook(paths.inventory, "site.yml", "-e", "sendmail_allow_pop_before_smtp_again=true",
-                             env={"ANSIBLE_CONFIG": project_cfg})
+                down(paths, progress)  # also the variants an earlier rollout wrote into the lab inventory's host_vars
+                up(topo, paths, progress)
+                save_topology(paths, topo)
+                with progress.step(f"{n} VPS: provision a new lab with site.yml"):
+                    playbook(paths.inventory, "site.yml", env={"ANSIBLE_CONFIG": project_cfg})
                 profiled = {"ANSIBLE_CALLBACKS_ENABLED": "sendmail_fleet.mail.task_profile",
                             "SENDMAIL_FLEET_PROFILE": str(RESULTS / f"rollout_profile_{n}.json")} \
                     if label == "project" else {}
