@@ -24,6 +24,25 @@ def playbook(inventory: Path, name: str, *args: str, env: dict[str, str] | None 
         raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 
 
+def _cpu_times() -> tuple[float, float]:
+    """(idle, total) jiffies of all cores since boot, from /proc/stat's first line."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+
+
+def settle(idle: float = 0.85, window: float = 2.0, deadline: float = 180.0) -> float:
+    """Wait until the machine is quiet: at least `idle` of its CPU time idle over `window` seconds, twice in a row;
+    at most `deadline` seconds. Returns the seconds waited. A lab just provisioned keeps the cores busy for a while
+    (services and timers of the new packages starting), which a timed run right after it would pay for."""
+    t0, quiet = time.monotonic(), 0
+    while quiet < 2 and time.monotonic() - t0 < deadline:
+        i0, a0 = _cpu_times()
+        time.sleep(window)  # the measuring interval itself
+        i1, a1 = _cpu_times()
+        quiet = quiet + 1 if (i1 - i0) / max(a1 - a0, 1.0) >= idle else 0
+    return time.monotonic() - t0
+
+
 def percentile(values: list[float], p: float) -> float:
     s = sorted(values)
     k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))

@@ -50,10 +50,11 @@ def run(topo: Topology, paths: Paths, reports: Path) -> dict:
     try:
         for line in proc.stdout:
             lines.append(line)
-            # LOST's batch has started and the switch is provisioning it (the mail_host role's first role): pull it.
+            # LOST's batch has started and the switch is at the first role of mail_host's variant entry point
+            # (tasks/variant_roles.yml): pull it.
             switching = switching or line.startswith("PLAY [Rollout | Switch")
             batch2 = batch2 or (switching and line.startswith(f"ok: [{LOST}]"))
-            if batch2 and not killed and line.startswith("TASK [tls :"):
+            if batch2 and not killed and line.startswith("TASK [procmail :"):
                 docker.from_env().containers.get(lost.name).kill()
                 killed = True
         proc.wait(timeout=1800)
