@@ -169,12 +169,11 @@ def rows() -> dict[str, dict]:
         (repo_root() / "reports" / "rollout-auth-only.json").read_text())["hosts"]}
 
 
-def quiet_since(start: float) -> str:
-    """rollout_quiet_days for 'quiet since start' (the test shortens the days to what it waited): the quiet days
-    begin 2 s after start, so what happened just before start stays out of them however soon the rollout reads the
-    logs (the logs and the cutoff have whole seconds). When they began 2 s before start, the refusal made just
-    before it was counted whenever the rollout reached its readiness gate within about 2 s of being started."""
-    return f"rollout_quiet_days={(time.time() - start - 2) / 86400:.8f}"
+def quiet_since(since: float) -> str:
+    """rollout_quiet_days reaching back from now to `since` (the test shortens the days to what it waited). The
+    rollout's readiness gate reads them a few seconds after the test starts it, so there they begin that much after
+    `since`: to count an event, give a `since` before it; to leave one out, a `since` after it."""
+    return f"rollout_quiet_days={(time.time() - since) / 86400:.8f}"
 
 
 @pytest.fixture(scope="module")
@@ -195,12 +194,14 @@ def phased(maillab: MailLab, grace, paths):
     assert maillab.pop3("client1", held, alice.user, alice.password)["ok"]
     steps["refusal"] = relay(maillab, "client1", held, alice, token())
     refused_at = time.time()
-    steps["gated"] = rollout(paths, "-e", quiet_since(grace_done))
+    # counted: the refusal above (the grace step's own probes on QUIET came well before grace_done)
+    steps["gated"] = rollout(paths, "-e", quiet_since(grace_done - 2))
     steps["gated_rows"] = rows()
     maillab.sh(held, f"pop-before-smtp revoke {maillab.topo.get('client1').address}")
-    steps["quiet"] = rollout(paths, "-e", quiet_since(refused_at))
+    # left out: the refusal, made before refused_at (logs and the gate's cutoff have whole seconds)
+    steps["quiet"] = rollout(paths, "-e", quiet_since(refused_at + 2))
     steps["quiet_rows"] = rows()
-    steps["again"] = rollout(paths, "-e", quiet_since(refused_at))
+    steps["again"] = rollout(paths, "-e", quiet_since(refused_at + 2))
     steps["again_rows"] = rows()
     steps["site_after_auth_only"] = playbook(paths, "-l", ",".join(GRACE_HOSTS))
     yield steps
