@@ -26,11 +26,23 @@ def tasks(name: str) -> list[dict]:
 
 
 def imports(name: str) -> list[dict]:
-    return [t for t in tasks(name) if "ansible.builtin.import_role" in t]
+    """The roles a task file imports, with client_setup.yml (one import_role for both of client_setup's parts)
+    resolved to the part it is imported for and the variables both it and its importer pass."""
+    found = []
+    for task in tasks(name):
+        if task.get("ansible.builtin.import_tasks") == "client_setup.yml":
+            (shared,) = tasks("client_setup.yml")
+            part = task["vars"]["__mail_host_client_setup_part"]
+            role = {**shared["ansible.builtin.import_role"], "tasks_from": part}
+            found.append({**task, "ansible.builtin.import_role": role, "vars": {**task["vars"], **shared["vars"]}})
+        elif "ansible.builtin.import_role" in task:
+            found.append(task)
+    return found
 
 
 def imported_files(name: str) -> list[str]:
-    return [t["ansible.builtin.import_tasks"] for t in tasks(name) if "ansible.builtin.import_tasks" in t]
+    return [t["ansible.builtin.import_tasks"] for t in tasks(name)
+            if t.get("ansible.builtin.import_tasks", "client_setup.yml") != "client_setup.yml"]
 
 
 def main_only() -> list[dict]:
@@ -67,6 +79,15 @@ def test_main_runs_every_part_and_the_variant_entry_point_only_the_ones_a_varian
     assert kept == {"sasl", "sendmail", "pop_before_smtp", "client_setup", "procmail", "dkim", "sending_limits"}
     spec = yaml.safe_load((ROLES / "mail_host" / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     assert spec["variant"]["options"] == spec["main"]["options"]  # the same variables, checked the same way
+
+
+def test_client_setups_two_parts_get_its_settings_from_one_place():
+    parts = {t["ansible.builtin.import_role"]["tasks_from"]: t for t in main_only() + imports("variant_roles.yml")
+             if t["ansible.builtin.import_role"]["name"] == "client_setup"}
+    assert sorted(parts) == ["acme", "settings"]
+    assert parts["acme"]["vars"] == {**parts["settings"]["vars"], "__mail_host_client_setup_part": "acme"}
+    mail_host_tasks = "\n".join(p.read_text() for p in TASKS.glob("*.yml"))
+    assert mail_host_tasks.count("client_setup_sites:") == 1  # written once, in client_setup.yml
 
 
 def test_no_part_the_variant_entry_point_leaves_out_reads_the_variant():

@@ -111,7 +111,11 @@ def test_each_role_says_its_packages_through_public_variables_and_has_no_twin_en
 def test_mail_host_imports_each_role_without_its_apt_task_and_installs_every_package_itself():
     calls = [(role, entry) for path, role, entry in role_calls() if path.parts[:2] == ("roles", "mail_host")]
     assert sorted(role for role, entry in calls if entry == "main" and role in PACKAGED) == PACKAGED
-    assert ("client_setup", "acme.yml") in calls and ("client_setup", "main") not in calls
+    # client_setup comes in as its two parts (client_setup.yml, given the part's name), never its main with apt.
+    assert ("client_setup", "{{ __mail_host_client_setup_part }}.yml") in calls and ("client_setup", "main") not in calls
+    parts = re.findall(r"__mail_host_client_setup_part: (\w+)", "".join(
+        (repo_root() / "roles/mail_host/tasks" / name).read_text() for name in ("main.yml", "variant_roles.yml")))
+    assert parts == ["acme", "settings"]
     tasks = "".join(p.read_text() for p in (repo_root() / "roles/mail_host/tasks").glob("*.yml"))
     assert all(f"{role}_install_packages: false" in tasks for role in PACKAGED)
     lists = yaml.safe_load((repo_root() / "roles/mail_host/vars/main.yml").read_text())
