@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sendmail_fleet import playbook as ansible_playbook
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arguments(doc: str | None, add: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The script's command line, read before it touches anything: --help prints its docstring (what it measures,
+    what it removes or rebuilds) and an unknown option or a missing argument ends it with usage. Most benchmarks
+    take the lab down first, so a mistyped option must not start one."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if add:
+        add(parser)
+    return parser.parse_args()
 
 
 def playbook(inventory: Path, name: str, *args: str, env: dict[str, str] | None = None,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import arguments, write  # noqa: E402
 from memory import SUM_RSS, sh  # noqa: E402
 
 from sendmail_fleet.lab import Paths, saved_topology  # noqa: E402
@@ -35,6 +35,7 @@ def measure(node: Node) -> tuple[int, int, int]:
 
 
 def main() -> None:
+    arguments(__doc__)
     topo = saved_topology(Paths.default())
     rows = [(n, *measure(n)) for n in topo.mail_hosts]
     lines = ["| host | Debian | without OpenDKIM | with OpenDKIM | OpenDKIM itself |", "|---|---|---|---|---|"]

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write  # noqa: E402
+from common import RESULTS, arguments, write  # noqa: E402
 
 FORKS_PER_CPU = 4  # SYSTEM_TASK_FORKS_CPU
 MB_PER_FORK = 100  # SYSTEM_TASK_FORKS_MEM
@@ -218,9 +218,11 @@ def page(results: dict, fleet: int, cores: int, gib: int) -> list[str]:
 
 
 def main() -> None:
-    fleet = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-    cores = int(sys.argv[2]) if len(sys.argv) > 2 else 16
-    gib = int(sys.argv[3]) if len(sys.argv) > 3 else 32
+    args = arguments(__doc__, lambda p: (
+        p.add_argument("fleet", nargs="?", type=int, default=10000, help="VPS in the fleet"),
+        p.add_argument("cores", nargs="?", type=int, default=16, help="CPU cores of one execution node"),
+        p.add_argument("gib", nargs="?", type=int, default=32, help="GiB of memory of one execution node")))
+    fleet, cores, gib = args.fleet, args.cores, args.gib
     results = json.loads((RESULTS / "growth.json").read_text())
     write("growth_extrapolation", f"{fleet:,} VPS from AWX, extrapolated from the growth benchmark",
           page(results, fleet, cores, gib))

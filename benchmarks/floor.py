@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import playbook, timed, write  # noqa: E402
+from common import arguments, playbook, timed, write  # noqa: E402
 
 from sendmail_fleet.lab import Paths, container, down, save_topology, saved_topology, up  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
@@ -112,6 +112,7 @@ def ansible_cost(paths: Paths, hosts: str, tasks: int) -> dict[str, float]:
 
 
 def main() -> None:
+    arguments(__doc__)
     paths, progress = Paths.default(), Progress()
     topo = saved_topology(paths)
     hosts = topo.mail_hosts

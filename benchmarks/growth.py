@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write  # noqa: E402
+from common import RESULTS, arguments, write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths, publish_dns, save_topology, up  # noqa: E402
@@ -126,13 +126,17 @@ def measure(inventory: Path, playbook: str, mitogen: bool, forks: int, hosts: in
 
 
 def main() -> None:
-    if "--table" in sys.argv:
+    args = arguments(__doc__, lambda p: (
+        p.add_argument("sizes", nargs="*", type=int, default=[5, 10, 20, 40], help="fleet sizes (VPS)"),
+        p.add_argument("--fresh", action="store_true", help="forget the sizes an earlier run measured"),
+        p.add_argument("--table", action="store_true", help="only write the table again from growth.json")))
+    if args.table:
         write("growth", "How the controller's cost grows with the fleet", table(json.loads(STORE.read_text())))
         return
-    sizes = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [5, 10, 20, 40]
+    sizes = args.sizes
     paths, progress = Paths.default(), Progress()
     results: dict[str, dict[str, dict]] = json.loads(STORE.read_text()) \
-        if STORE.exists() and "--fresh" not in sys.argv else {}
+        if STORE.exists() and not args.fresh else {}
     for n in sizes:
         topo = build(n)
         with progress.step(f"{n} VPS: lab up"):

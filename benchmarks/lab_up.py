@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timed, write  # noqa: E402
+from common import arguments, timed, write  # noqa: E402
 
 from sendmail_fleet.cli import provision  # noqa: E402  (maillab provision: site.yml on the lab)
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
@@ -35,6 +35,7 @@ def memory(client: docker.DockerClient, name: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    arguments(__doc__)
     paths, progress, client = Paths.default(), Progress(), docker.from_env()
     topo = build(5)
     down(paths, progress, client)

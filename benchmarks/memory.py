@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import arguments, write  # noqa: E402
 
 from sendmail_fleet.lab import Paths, container, saved_topology  # noqa: E402
 from sendmail_fleet.topology import RELEASES, Node, Topology  # noqa: E402
@@ -50,6 +50,7 @@ def measure(node: Node, topo: Topology) -> tuple[int, int]:
 
 
 def main() -> None:
+    arguments(__doc__)
     topo = saved_topology(Paths.default())
     nodes = publishing(topo)
     rows = [(n, *measure(n, topo)) for n in nodes]

@@ -16,7 +16,7 @@ from pathlib import Path
 import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import summary, write  # noqa: E402
+from common import arguments, summary, write  # noqa: E402
 
 from sendmail_fleet.lab import Paths, saved_topology  # noqa: E402
 
@@ -48,6 +48,7 @@ print(json.dumps(times))
 
 
 def main() -> None:
+    arguments(__doc__)
     topo = saved_topology(Paths.default())
     client = docker.from_env()
     vps = next(n for n in topo.by_role("vps") if n.variant == "pop-before-smtp")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import playbook, write  # noqa: E402
+from common import arguments, playbook, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
@@ -47,18 +47,21 @@ RUNS = (("site.yml, first run on new containers", "site.yml", (), True, {}),
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    label = args[0] if args else "profile"
+    args = arguments(__doc__, lambda p: (
+        p.add_argument("label", nargs="?", default="profile", help="names the results file (provision_LABEL.md)"),
+        p.add_argument("--from-raw", action="store_true", help="the tables again from an earlier run's profiles"),
+        p.add_argument("--one-release", action="store_true", help="5 VPS on Debian 12 + mx, not the default lab")))
+    label = args.label
     paths, progress = Paths.default(), Progress()
     raw = paths.state / "profiles" / label  # the raw JSON stays out of the repository (~0.3 MB a run)
     raw.mkdir(parents=True, exist_ok=True)
-    if "--from-raw" in sys.argv:  # tables again from the profiles of an earlier run
+    if args.from_raw:  # tables again from the profiles of an earlier run
         runs = [(title, Profile.load(raw / f"{i}.json")) for i, (title, *_) in enumerate(RUNS, 1)
                 if (raw / f"{i}.json").exists()]
     else:
         with progress.step("a new lab (containers made anew, images kept)"):
             down(paths, Progress(quiet=True))
-            topo = build(5, releases={i: "bookworm" for i in range(1, 6)}) if "--one-release" in sys.argv else build()
+            topo = build(5, releases={i: "bookworm" for i in range(1, 6)}) if args.one_release else build()
             up(topo, paths, progress)
             save_topology(paths, topo)
         runs = []
@@ -66,7 +69,7 @@ def main() -> None:
             with progress.step(title):
                 runs.append((title, profiled(paths, name, raw / f"{i}.json", *extra, accelerated=accelerated,
                                              env=env)))
-    lab = "5 VPS on Debian 12 + mx" if "--one-release" in sys.argv else "the default lab (10 VPS, Debian 12 and 13, + mx)"
+    lab = "5 VPS on Debian 12 + mx" if args.one_release else "the default lab (10 VPS, Debian 12 and 13, + mx)"
     lines = [f"Lab: {lab}.", "", f"Accelerator: {ansible_playbook.accelerator()} (runs marked plain ansible-core use none), strategy "
              f"{ansible_playbook.MITOGEN_STRATEGY} unless the run says otherwise.", "",
              "| run | wall s |", "|---|---|"] + [f"| {t} | {p.wall:.1f} |" for t, p in runs] + [""]

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import playbook, timed, write  # noqa: E402
+from common import arguments, playbook, timed, write  # noqa: E402
 
 import docker  # noqa: E402
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
@@ -43,6 +43,7 @@ def measure(paths: Paths, topo: Topology, progress: Progress) -> dict[str, float
 
 
 def main() -> None:
+    arguments(__doc__)
     paths, progress = Paths.default(), Progress()
     rows = []
     for title, make in LABS:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, playbook, settle, timed, write  # noqa: E402
+from common import RESULTS, arguments, playbook, settle, timed, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
@@ -37,8 +37,12 @@ from sendmail_fleet.topology import build  # noqa: E402
 
 
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [1, 4, 8]
-    repeat = int(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--repeat=")), "1"))
+    args = arguments(__doc__, lambda p: (
+        p.add_argument("sizes", nargs="*", type=int, default=[1, 4, 8], help="fleet sizes (VPS)"),
+        p.add_argument("--fresh", action="store_true", help="forget the sizes an earlier run measured"),
+        p.add_argument("--project-only", action="store_true", help="leave out Ansible's defaults"),
+        p.add_argument("--repeat", type=int, default=1, metavar="N", help="runs per size and setting (median)")))
+    sizes, repeat = args.sizes, args.repeat
     paths, progress = Paths.default(), Progress()
     project_cfg = str(repo_root() / "ansible.cfg")
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,12 +54,12 @@ def main() -> None:
         store = RESULTS / "rollout.json"
         # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
         results: dict[int, dict[str, Any]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
-            if store.exists() and "--fresh" not in sys.argv else {}
+            if store.exists() and not args.fresh else {}
         for n in sizes:
             topo = build(n)
             results[n] = {}
             settings = [("project", project_cfg), ("defaults", defaults_cfg)]
-            for label, cfg in settings[:1] if "--project-only" in sys.argv else settings:
+            for label, cfg in settings[:1] if args.project_only else settings:
                 runs: list[tuple[float, Path]] = []
                 quiet: list[float] = []
                 for i in range(repeat):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import arguments, write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths  # noqa: E402
@@ -54,10 +54,14 @@ def run(tree: Path, inventory: Path, warm_up: bool = False, mitogen: bool = Fals
 
 
 def main() -> None:
-    before, after = sys.argv[1], sys.argv[2]
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    label = sys.argv[4] if len(sys.argv) > 4 else "refactor"
-    mitogen = sys.argv[5:6] == ["mitogen"]
+    args = arguments(__doc__, lambda p: (
+        p.add_argument("before", help="git ref of the tree measured first"),
+        p.add_argument("after", help="git ref of the tree measured against it"),
+        p.add_argument("rounds", nargs="?", type=int, default=3, help="runs of each tree, alternating"),
+        p.add_argument("label", nargs="?", default="refactor", help="names the results file (second_run_LABEL.md)"),
+        p.add_argument("accelerator", nargs="?", choices=["mitogen"], help="mitogen: run with Mitogen")))
+    before, after, rounds, label = args.before, args.after, args.rounds, args.label
+    mitogen = args.accelerator == "mitogen"
     inventory = Paths.default().inventory
     times: dict[str, list[float]] = {before: [], after: []}
     with tempfile.TemporaryDirectory(prefix="second-run-") as tmp:

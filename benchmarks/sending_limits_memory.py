@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import arguments, write  # noqa: E402
 from memory import SUM_RSS, sh  # noqa: E402
 
 from sendmail_fleet.lab import Paths, saved_topology  # noqa: E402
@@ -43,6 +43,7 @@ def measure(lab: MailLab, node: Node) -> tuple[int, int, int, int]:
 
 
 def main() -> None:
+    arguments(__doc__)
     topo = saved_topology(Paths.default())
     lab = MailLab(topo)
     nodes = [n for n in topo.by_role("vps") if "smtp_auth" in all_variants()[n.variant or ""].features]

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, write  # noqa: E402
+from common import RESULTS, arguments, write  # noqa: E402
 
 # The two-release lab's profiles, oldest first: (provision_11hosts_NAME.md, column title).
 STAGES = [("before", "session start"), ("config_module", "config module"), ("files_module", "files module"),
@@ -113,6 +113,7 @@ def fmt(v: float | None, unit: str = " s") -> str:
 
 
 def main() -> None:
+    arguments(__doc__)
     before, after = walls("provision_before"), walls("provision_after")
     now = walls("provision_one_release") if (RESULTS / "provision_one_release.md").exists() else {}
     rb, ra = rollout("rollout_before"), rollout("rollout")
