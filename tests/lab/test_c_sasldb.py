@@ -13,6 +13,8 @@ from .conftest import lab_host, playbook, recap, sha
 
 HOST = lab_host("default-auth-only")
 DAVE = {"name": "dave", "password": "Dave-sasldb-Lab1"}
+# Set by the last test once its site.yml has put HOST back on PAM: the fixture's teardown then has nothing to do.
+PUT_BACK = {"done": False}
 
 
 def sasldb_vars(*users: dict) -> str:
@@ -21,11 +23,13 @@ def sasldb_vars(*users: dict) -> str:
 
 @pytest.fixture(scope="module")
 def on_sasldb(provisioned, paths):
+    PUT_BACK["done"] = False
     run = playbook(paths, "-l", HOST, "-e", sasldb_vars(DAVE))
     assert run.returncode == 0, run.stdout[-4000:]
     yield provisioned.get(HOST)
-    back = playbook(paths, "-l", HOST)
-    assert back.returncode == 0, back.stdout[-4000:]
+    if not PUT_BACK["done"]:  # back on PAM, as the inventory has it
+        back = playbook(paths, "-l", HOST)
+        assert back.returncode == 0, back.stdout[-4000:]
 
 
 def relay_as(lab: MailLab, node, user: str, password: str, mech: str = "PLAIN") -> tuple[int | None, bool]:
@@ -88,6 +92,7 @@ def test_an_account_without_a_password_is_refused_naming_it(on_sasldb, paths):
 def test_back_on_pam_system_accounts_authenticate_again(on_sasldb, paths, maillab):
     run = playbook(paths, "-l", HOST)
     assert run.returncode == 0, run.stdout[-4000:]
+    PUT_BACK["done"] = True
     checks = Checks(maillab, on_sasldb)
     assert checks.auth_relay("PLAIN").passed, checks.results[-1].detail
     assert relay_as(maillab, on_sasldb, DAVE["name"], "Dave-sasldb-Lab2") == (535, False)

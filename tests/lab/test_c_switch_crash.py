@@ -23,6 +23,8 @@ VPS = lab_host("default-procmail-lda-auth-only", "trixie")  # no other lab test 
 STOPPED = lab_host("default-procmail-lda", "trixie")  # its dovecot is stopped for the fleet report
 REPORT = repo_root() / "reports" / "fleet-report.json"
 SWITCH_UNIT = "sendmail-fleet-switch"
+# Set by the last test once its site.yml has repaired both hosts: the module's teardown then has nothing to put back.
+PUT_BACK = {"done": False}
 
 
 def until(condition, timeout: float, every: float = 0.1) -> bool:
@@ -143,6 +145,7 @@ def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_chang
     # site.yml repairs both; then the report is clean and exits 0.
     fix = playbook(paths, "-l", f"{VPS},{STOPPED}")
     assert fix.returncode == 0, fix.stdout[-3000:]
+    PUT_BACK["done"] = True
     run, rows = fleet_report(paths)
     assert run.returncode == 0, run.stdout[-3000:]
     assert all(r["problems"] == [] for r in rows.values()), rows
@@ -150,5 +153,9 @@ def test_the_fleet_report_flags_a_hand_edited_cf_and_a_stopped_dovecot_and_chang
 
 @pytest.fixture(scope="module", autouse=True)
 def _lab_is_clean_afterwards(provisioned, paths):
+    """Both hosts as site.yml makes them, whichever test stopped the module: a site.yml run on them unless the last
+    test's repair already was one."""
+    PUT_BACK["done"] = False
     yield
-    assert playbook(paths, "-l", f"{VPS},{STOPPED}").returncode == 0
+    if not PUT_BACK["done"]:
+        assert playbook(paths, "-l", f"{VPS},{STOPPED}").returncode == 0
