@@ -36,6 +36,7 @@ from .topology import (
     ACME_ROOT_URL,
     DEFAULT_SUBNET,
     DEFAULT_VPS,
+    LAB_PASSWORD_ROUNDS,
     PREFIX,
     TRUST_BUNDLE,
     Account,
@@ -456,20 +457,20 @@ def _shadow_hash(account: tuple[str, str, str]) -> str:
     from ansible.plugins.filter.core import get_encrypted_password
 
     user, host, password = account
-    return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host))
+    return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host), rounds=LAB_PASSWORD_ROUNDS)
 
 
 def password_hashes(paths: Paths, topo: Topology, workers: int | None = None) -> Callable[[Account, Node], str]:
     """Each lab account's shadow hash, the one the mail_users role makes from its password (Ansible's
-    password_hash, sha512-crypt at its 656000 rounds, the role's salt): about 0.4 s of CPU each here, so made once per
-    password and kept in .lab/ (mode 0600, beside the passwords themselves) rather than by every site run."""
+    password_hash, sha512-crypt at the lab's mail_users_password_rounds, the role's salt), made once per password
+    and rounds and kept in .lab/ (mode 0600, beside the passwords themselves) rather than by every site run."""
     store = paths.state / "password-hashes.json"
     try:
         known: dict[str, str] = json.loads(store.read_text())
     except (OSError, ValueError):
         known = {}
     wanted = {(a.user, n.short, a.password) for n in topo.mail_hosts for a in n.accounts}
-    keys = {w: hashlib.sha256("\0".join(w).encode()).hexdigest() for w in wanted}
+    keys = {w: hashlib.sha256("\0".join((*w, str(LAB_PASSWORD_ROUNDS))).encode()).hexdigest() for w in wanted}
     missing = [w for w in sorted(wanted) if keys[w] not in known]
     if missing:
         # CPU: one process per core, or `workers`
@@ -496,7 +497,7 @@ def write_inventory(paths: Paths, topo: Topology,
 
 
 def up(topo: Topology, paths: Paths, progress: Progress) -> Topology:
-    # The accounts' hashes (CPU, about 0.4 s each, made once per password) are made on one core while the engine,
+    # The accounts' hashes (CPU, made once per password) are made on one core while the engine,
     # the images and the containers are set up, which mostly wait on apt, the mirror and Docker; the inventory,
     # written last, needs them.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hashes") as pool:

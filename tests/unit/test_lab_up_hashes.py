@@ -1,5 +1,6 @@
-"""`maillab up` makes the accounts' password hashes (CPU-bound, about 0.4 s each) while the engine and the images are
-set up, not after them: the inventory written last gets the hashes made meanwhile."""
+"""`maillab up` makes the accounts' password hashes (CPU-bound: about 0.4 s each at the role's default rounds, a few ms
+at the lab's) while the engine and the images are set up, not after them: the inventory written last gets the hashes
+made meanwhile."""
 
 from __future__ import annotations
 

@@ -193,12 +193,14 @@ def test_the_lab_writes_each_accounts_hash_the_one_the_mail_users_role_makes_fro
     paths = Paths(tmp_path)
     hashes = password_hashes(paths, topo)
     vps1 = topo.get("vps1")
-    accounts = inventory(topo, "k", "p", hashes)["all"]["children"]["fleet"]["hosts"]["vps1"]["mail_users_accounts"]
+    inv = inventory(topo, "k", "p", hashes)["all"]
+    accounts = inv["children"]["fleet"]["hosts"]["vps1"]["mail_users_accounts"]
     tasks = yaml.safe_load((repo_root() / "roles/mail_users/tasks/accounts.yml").read_text())
     expr = next(t for t in tasks if t["name"] == "Users | Accounts")["ansible.builtin.user"]["password"]
     for entry, account in zip(accounts, vps1.accounts, strict=True):
         role_hash = Templar(loader=DataLoader(), variables={
             "item": {"name": account.user, "password": account.password}, "inventory_hostname": "vps1",
+            "mail_users_password_rounds": inv["vars"]["mail_users_password_rounds"],
         }).template(trust_as_template(expr))
         assert entry == {"name": account.user, "password": account.password, "password_hash": role_hash}
     store = Path(tmp_path / "password-hashes.json")
