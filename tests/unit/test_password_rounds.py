@@ -4,6 +4,8 @@ the hashes hosts already have (Ansible's 656000), and a count sha512-crypt does 
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -59,11 +61,12 @@ PLAYBOOK = """
 """
 
 
-def check(tmp_path, rounds: str) -> subprocess.CompletedProcess:
+def check(tmp_path, rounds: str, accounts: list[dict] | None = None) -> subprocess.CompletedProcess:
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     (tmp_path / "hosts.ini").write_text(f"vps1 ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    given = json.dumps({"mail_users_password_rounds": rounds, "mail_users_accounts": accounts or []})
     return subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "pb.yml"),
-                           "-e", f"mail_users_password_rounds={rounds}"],
+                           "-e", given],
                           env=ansible_playbook.ansible_env(accelerated=False), capture_output=True, text=True,
                           check=False, cwd=tmp_path, timeout=300)
 
@@ -80,3 +83,20 @@ def test_a_count_sha512_crypt_does_not_take_stops_the_play_naming_the_variable_a
 def test_a_count_in_range_passes_the_check(tmp_path):
     run = check(tmp_path, "5000")
     assert run.returncode == 0 and "failed=0" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_a_placeholder_password_and_a_bad_count_are_both_named_and_the_password_is_not_shown(tmp_path):
+    run = check(tmp_path, "10", [{"name": "erin", "password": "changeme"}, {"name": "frank", "password": "Fr-9x"}])
+    assert run.returncode != 0
+    text = " ".join(run.stdout.split())
+    assert ("vps1: account erin: password is a placeholder, not a password; mail_users_password_rounds is 10; "
+            "sha512-crypt takes") in text, text[-2000:]
+    assert "An empty or placeholder password lets anyone who guesses it read and send the mailbox's mail." in text
+    assert "changeme" not in run.stdout and "Fr-9x" not in run.stdout
+
+
+def test_a_bad_count_alone_does_not_speak_of_placeholder_passwords(tmp_path):
+    text = " ".join(check(tmp_path, "999").stdout.split())
+    message = re.search(r"msg: '(.*?)'", text)
+    assert message and message.group(1) == ("vps1: mail_users_password_rounds is 999; sha512-crypt takes 1000 to "
+                                             "999999999 rounds (656000 is the default). Nothing was changed."), text
