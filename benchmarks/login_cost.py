@@ -22,8 +22,7 @@ import docker
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import arguments, write  # noqa: E402
 
-from sendmail_fleet.lab import Paths, saved_topology  # noqa: E402
-from sendmail_fleet.topology import shadow_salt  # noqa: E402
+from sendmail_fleet.lab import Paths, saved_topology, shadow_hash  # noqa: E402
 
 # Runs in client1: N logins of one kind, each timed; the machine's CPU seconds (all cores) over the set.
 CLIENT_LOOP = r'''
@@ -60,8 +59,6 @@ def options(parser) -> None:
 
 def main() -> None:
     args = arguments(__doc__, options)
-    from ansible.plugins.filter.core import get_encrypted_password
-
     topo = saved_topology(Paths.default())
     client = docker.from_env()
     vps = next(n for n in topo.by_role("vps") if n.variant == "default-auth-only")
@@ -70,8 +67,7 @@ def main() -> None:
     res = server.exec_run(["getent", "shadow", alice.user])
     assert res.exit_code == 0, res.output
     original = res.output.decode().split(":")[1]
-    hashes = {r: get_encrypted_password(alice.password, "sha512", salt=shadow_salt(alice.user, vps.short), rounds=r)
-              for r in args.rounds}
+    hashes = {r: shadow_hash(alice.user, vps.short, alice.password, r) for r in args.rounds}
     seen: dict[tuple[int, str], list[dict]] = {}
     try:
         for rnd in range(args.repeat):

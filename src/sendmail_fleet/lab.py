@@ -453,11 +453,16 @@ def mirror_hosts() -> list[str]:
         return []
 
 
-def _shadow_hash(account: tuple[str, str, str]) -> str:
+def shadow_hash(user: str, host: str, password: str, rounds: int = LAB_PASSWORD_ROUNDS) -> str:
+    """The hash the mail_users role makes from an account's password on `host` at `rounds` (its
+    mail_users_password_rounds): Ansible's password_hash, sha512-crypt, the role's salt."""
     from ansible.plugins.filter.core import get_encrypted_password
 
-    user, host, password = account
-    return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host), rounds=LAB_PASSWORD_ROUNDS)
+    return get_encrypted_password(password, "sha512", salt=shadow_salt(user, host), rounds=rounds)
+
+
+def _shadow_hash(account: tuple[str, str, str]) -> str:
+    return shadow_hash(*account)
 
 
 def password_hashes(paths: Paths, topo: Topology, workers: int | None = None) -> Callable[[Account, Node], str]:
