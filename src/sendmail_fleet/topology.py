@@ -23,15 +23,11 @@ PREFIX = os.environ.get("MAILLAB_PREFIX", "maillab")
 if not re.fullmatch(r"[a-z][a-z0-9-]{0,29}", PREFIX):
     raise ValueError(f"MAILLAB_PREFIX={PREFIX!r}: use lower-case letters, digits and '-', starting with a letter")
 DEFAULT_SUBNET = "172.29.25.0/24"
-DEFAULT_VPS = 12
-# The Debian releases a VPS may run (codename: version). The default lab runs the five variants a VPS is set up with
-# on each: VPS 1-5 on Debian 13, the current stable release, VPS 6-10 on Debian 12 (blocks of five alternate beyond
-# that); and the migration's grace phase on each: VPS 11 on Debian 13, VPS 12 on Debian 12. The mx on 13.
+# The Debian releases a VPS may run (codename: version), the current stable release first. The default lab's
+# shape comes from the sendmail role's variant table (see setup_variants, grace_vps): one block of the set-up
+# variants per release (VPS 1-5 on Debian 13, VPS 6-10 on Debian 12 with today's table; blocks alternate beyond
+# the default lab), then the migration's grace phase once per release (VPS 11 on 13, VPS 12 on 12). The mx on 13.
 RELEASES = {"trixie": "13", "bookworm": "12"}
-RELEASE_BLOCK = 5
-# The VPS numbers that run a grace-phase variant (what the rollout's first step moves a POP-before-SMTP host to),
-# with their release; the numbers after them go on with the five set-up variants as if these were not there.
-GRACE_VPS = {11: ("default-grace", "trixie"), 12: ("default-grace", "bookworm")}
 # On a grace VPS the second mailbox (bob) keeps POP-before-SMTP through an exception that ends long after any lab
 # run (a test moves its end into the past on the host, and puts it back); the first (alice) is the user the grace
 # phase's refusal sends to SMTP-Auth.
@@ -60,7 +56,8 @@ LAB_SENDING_LIMITS = {"sending_limits_messages": 5000, "sending_limits_recipient
 LAB_PASSWORD_ROUNDS = 5000
 FAIL2BAN_MAXRETRY = 3  # failed logins that get a lab client banned ...
 FAIL2BAN_BANTIME = 20  # ... for this many seconds
-# vps6 (when there is one) is given only its set-up date, so the provider's date rule picks its variant.
+# One VPS (legacy_date_vps: vps6 today) is given only a set-up date this old, so the provider's date rule picks its
+# variant.
 LEGACY_SETUP_DATE = "2002-11-30"
 # VPS numbers whose mail settings (autoconfig, Autodiscover, profiles) the mx publishes for them: the fleet-wide
 # set-up, one host serving other hosts' settings. Every other mail host publishes its own.
@@ -188,16 +185,35 @@ def setup_variants() -> list[str]:
     return [n for n, v in all_variants().items() if "pop_before_smtp_grace" not in v.features and n not in extra]
 
 
+def lab_grace_variant() -> str:
+    """The grace phase the lab's grace VPS run: that of the variant a VPS set up today gets (the date rule), which
+    is where the rollout's first step moves such a host."""
+    return tables()["sendmail_variants"][variant_for_setup_date(dt.date.today())]["grace"]
+
+
+def grace_vps() -> dict[int, tuple[str, str]]:
+    """The VPS numbers that run a grace-phase variant, with their release: one per release, right after the blocks
+    of set-up variants (the numbers after them go on with the set-up variants as if these were not there)."""
+    first = len(setup_variants()) * len(RELEASES) + 1
+    return {first + k: (lab_grace_variant(), release) for k, release in enumerate(RELEASES)}
+
+
+def default_vps() -> int:
+    """The default lab's VPS count: every set-up variant on every release, and a grace VPS per release."""
+    return (len(setup_variants()) + 1) * len(RELEASES)
+
+
 def _cycle_index(i: int) -> int:
     """Where VPS i stands in the cycle of set-up variants and release blocks, the grace VPS left out."""
-    return i - sum(1 for g in GRACE_VPS if g < i)
+    return i - sum(1 for g in grace_vps() if g < i)
 
 
 def variant_for_index(i: int) -> str:
     """VPS i's variant: the grace VPS theirs, the VPS after the default fleet first the variants a lab's extra table
     adds (MAILLAB_VARIANTS, in its order), every other VPS the next set-up variant of the role's table."""
-    if i in GRACE_VPS:
-        return GRACE_VPS[i][0]
+    grace = grace_vps()
+    if i in grace:
+        return grace[i][0]
     extra = extra_variants()
     if 0 < i - DEFAULT_VPS <= len(extra):
         return extra[i - DEFAULT_VPS - 1]
@@ -206,11 +222,25 @@ def variant_for_index(i: int) -> str:
 
 
 def release_for_index(i: int) -> str:
-    """VPS 1-5 run Debian 13, VPS 6-10 Debian 12, and so on in blocks of five; a grace VPS its own release."""
-    if i in GRACE_VPS:
-        return GRACE_VPS[i][1]
+    """The set-up variants in blocks, one block per release in RELEASES order (VPS 1-5 on Debian 13, VPS 6-10 on
+    Debian 12 with today's table, and so on); a grace VPS its own release."""
+    grace = grace_vps()
+    if i in grace:
+        return grace[i][1]
     names = list(RELEASES)
-    return names[((_cycle_index(i) - 1) // RELEASE_BLOCK) % len(names)]
+    return names[((_cycle_index(i) - 1) // len(setup_variants())) % len(names)]
+
+
+def legacy_date_vps() -> int:
+    """The VPS that is given a set-up date before the rule's turn instead of a variant name (so the lab proves the
+    date rule): the first one on the second release whose variant is what that date gives (VPS 6 today)."""
+    legacy = variant_for_setup_date(dt.date.fromisoformat(LEGACY_SETUP_DATE))
+    second = list(RELEASES)[min(1, len(RELEASES) - 1)]
+    return next(i for i in range(1, MAX_VPS + 1)
+                if release_for_index(i) == second and variant_for_index(i) == legacy)
+
+
+DEFAULT_VPS = default_vps()
 
 
 def parse_release(text: str) -> str:
@@ -238,6 +268,8 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
     variants = variants or {}
     releases = {i: parse_release(r) for i, r in (releases or {}).items()}
 
+    legacy_vps = legacy_date_vps()
+
     def addr(i: int) -> str:
         return str(hosts[i - 1])
 
@@ -249,7 +281,7 @@ def build(vps_count: int = DEFAULT_VPS, subnet: str = DEFAULT_SUBNET,
                       release=list(RELEASES)[0]))
     for i in range(1, vps_count + 1):
         name, domain = f"{PREFIX}-vps{i}", f"vps{i}.test"
-        date = LEGACY_SETUP_DATE if i == 6 and i not in variants else None
+        date = LEGACY_SETUP_DATE if i == legacy_vps and i not in variants else None
         variant = variant_for_setup_date(dt.date.fromisoformat(date)) if date else variants.get(i, variant_for_index(i))
         nodes.append(Node(name, f"vps{i}", "vps", addr(20 + i), f"mail.{domain}", domain, variant,
                           _accounts(name, domain, ("alice", "bob", CAPPED_USER), f"vps{i}"), date,

@@ -1,9 +1,11 @@
 """The lab's shape: addresses, domains, variants, accounts, DNS records and inventory."""
 
+import datetime as dt
 import ipaddress
 
 import pytest
 
+from sendmail_fleet import topology
 from sendmail_fleet.topology import (
     LONG_PTR_CLIENT,
     MAX_VPS,
@@ -11,10 +13,12 @@ from sendmail_fleet.topology import (
     TopologyError,
     build,
     dnsmasq_conf,
+    grace_vps,
     inventory,
+    lab_grace_variant,
     setup_variants,
 )
-from sendmail_fleet.variants import variant_names
+from sendmail_fleet.variants import tables, variant_for_setup_date, variant_names
 
 
 def test_default_lab_has_every_variant_on_debian_13_and_on_debian_12_and_its_infrastructure():
@@ -94,6 +98,23 @@ def test_vps6_gets_a_set_up_date_instead_of_a_variant():
     assert vps6.setup_date < "2003-01-16" and vps6.variant == "pop-before-smtp"
     hv = inventory(topo, "/k", "/p")["all"]["children"]["fleet"]["hosts"]["vps6"]
     assert hv["sendmail_setup_date"] == vps6.setup_date and "sendmail_variant" not in hv
+
+
+def test_a_sixth_set_up_variant_in_the_table_reshapes_the_lab_without_a_code_change(monkeypatch):
+    six = [*setup_variants(), "default-sixth"]
+    monkeypatch.setattr(topology, "setup_variants", lambda: six)
+    assert topology.default_vps() == 14
+    assert topology.grace_vps() == {13: ("default-grace", "trixie"), 14: ("default-grace", "bookworm")}
+    assert [topology.release_for_index(i) for i in (6, 7, 12)] == ["trixie", "bookworm", "bookworm"]
+    assert [topology.variant_for_index(i) for i in (6, 7, 15)] == ["default-sixth", "pop-before-smtp",
+                                                                   "pop-before-smtp"]
+    assert topology.legacy_date_vps() == 7
+
+
+def test_the_grace_vps_run_the_grace_phase_of_the_variant_a_vps_gets_today():
+    today = tables()["sendmail_variants"][variant_for_setup_date(dt.date.today())]
+    assert lab_grace_variant() == today["grace"] == "default-grace"
+    assert sorted(grace_vps()) == [11, 12]
 
 
 def test_every_mail_domain_has_mx_and_a_records():
