@@ -30,6 +30,8 @@ from .lost_host import HOSTS as LOST_HOST_SCENARIO
 # promise of that variant (sendmail_promises).
 BROKEN = lab_host("pop-before-smtp", DEBIAN_12)
 LEGACY, BOTH_WAYS, AUTH_ONLY = (lab_host(v, DEBIAN_13) for v in ("pop-before-smtp", "default", "default-auth-only"))
+RECORD = "/etc/ansible/facts.d/sendmail_fleet_rollout.fact"  # the sendmail role's sendmail_rollout_record
+RECORD_BEFORE = "/etc/sendmail-fleet/rollout.json"  # where releases before 0.2.0 kept it
 # A RELAY entry for client2's address planted in /etc/mail/access: BOTH_WAYS is switched anyway, AUTH_ONLY is
 # auth-only already, so only the grant makes the rollout touch it. Either way the grant must be reported and removed.
 # AUTH_ONLY's is written "relay": sendmail grants it all the same.
@@ -331,9 +333,22 @@ def test_site_does_not_bring_pop_before_smtp_back_to_a_switched_host_unless_told
     assert f"{LEGACY}: the rollout moved this host to default-auth-only" in run.stdout, run.stdout[-3000:]
     assert "sendmail_allow_pop_before_smtp_again" in run.stdout and "Nothing was changed" in run.stdout
     assert recap(run.stdout)[LEGACY]["changed"] == 0 and sha(legacy, "/etc/mail/sendmail.mc") == before
+    # A host whose record is still where releases before 0.2.0 kept it: the same refusal, and the record moves to
+    # the local fact as it was (the one change of that run).
+    _, record = maillab.sh(legacy, f"cat {RECORD}")
+    assert json.loads(record)["variant"] == "default-auth-only"
+    assert maillab.sh(legacy, f"mkdir -p /etc/sendmail-fleet && mv {RECORD} {RECORD_BEFORE}")[0] == 0
+    run = playbook(paths, "-l", LEGACY)
+    assert run.returncode != 0
+    assert f"{LEGACY}: the rollout moved this host to default-auth-only" in run.stdout, run.stdout[-3000:]
+    moved = [task.split(" : ", 1)[-1] for task in changed_tasks(run.stdout)]
+    assert moved == [f"Init | That record becomes the local fact, once (its content as it was): {LEGACY}"], moved
+    assert maillab.sh(legacy, f"cat {RECORD}")[1] == record and sha(legacy, "/etc/mail/sendmail.mc") == before
+    assert maillab.sh(legacy, f"test -e {RECORD_BEFORE}")[0] == 1
     back = playbook(paths, "-l", LEGACY, "-e", "sendmail_allow_pop_before_smtp_again=true")
     assert back.returncode == 0, back.stdout[-3000:]
     assert "VERSIONID(`sendmail-fleet pop-before-smtp')" in maillab.sh(legacy, "cat /etc/mail/sendmail.mc")[1]
+    assert maillab.sh(legacy, f"cat {RECORD}") == (0, ""), "moved back on purpose: the record is emptied (none)"
 
 
 def test_with_the_variants_written_into_the_inventory_a_later_site_run_changes_nothing(rollout, maillab, paths):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -411,3 +412,28 @@ def test_build_stale_rebuilds_only_missing_or_older_cfs_and_stops_at_the_first_f
     assert json.loads(captured.out)["built"] == [] and "sendmail rejected the compiled broken.cf" in captured.err
     assert fresh_cf.read_text() == "cf: kept\n"  # not reached: the first failure ends the run
     assert sw.main(["sendmail-switch", "build", "mail.example.test", str(broken_mc)]) == 2
+
+
+def test_check_reads_the_rollout_record_first_where_it_is_then_where_it_was(spec, tmp_path: Path):
+    fact, before = tmp_path / "facts.d" / "sendmail_fleet_rollout.fact", tmp_path / "rollout.json"
+    spec.records = [fact, before]
+    check = partial(sw.check, spec, pidfile="/nonexistent", compile_=lambda mc: cf("O LogLevel=9\n", who="other@host"))
+    assert (check()["recorded"], check()["record_problem"]) == ("", ""), "no record anywhere: none"
+    before.write_text('{"variant": "default-grace", "before": "default"}')
+    assert check()["recorded"] == "default-grace", "a host site.yml has not moved the record of yet"
+    fact.parent.mkdir()
+    fact.write_text("")
+    assert check()["recorded"] == "", "an empty record (what site.yml leaves on a host) is no record"
+    fact.write_text('{"variant": "default-auth-only", "before": "default-grace", "switched_at": "2026-12-06"}\n')
+    assert check()["recorded"] == "default-auth-only"
+
+
+@pytest.mark.parametrize("damaged", ["{", "[1, 2]", '{"variant": 3}', "variant = x"])
+def test_a_damaged_rollout_record_is_unknown_and_named_not_taken_for_none(spec, tmp_path: Path, damaged: str):
+    record = tmp_path / "sendmail_fleet_rollout.fact"
+    record.write_text(damaged)
+    spec.records = [record]
+    out = sw.check(spec, pidfile="/nonexistent", compile_=lambda mc: cf("O LogLevel=9\n", who="other@host"))
+    assert out["recorded"] == "?"
+    assert out["record_problem"] == f"the rollout's record {record} is not a JSON object with a variant"
+    assert out["drift"] == [], "the live config itself is fine: the record's problem is reported beside it"

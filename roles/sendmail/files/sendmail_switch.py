@@ -74,6 +74,7 @@ class Spec:
     offers: dict[int, dict] = field(default_factory=dict)
     timeout: float = 30.0
     offers_by_variant: dict[str, dict[int, dict]] = field(default_factory=dict)
+    records: list[Path] = field(default_factory=list)  # the rollout's record, then where it was before
 
     @classmethod
     def parse(cls, text: str) -> Spec:
@@ -85,6 +86,7 @@ class Spec:
             offers=_offers(raw.get("offers", {})),
             timeout=float(raw.get("timeout", 30)),
             offers_by_variant={str(v): _offers(o) for v, o in raw.get("offers_by_variant", {}).items()},
+            records=[Path(p) for p in raw.get("records", [])],
         )
 
     def offers_of(self, mc: Path) -> tuple[str, dict[int, dict] | None]:
@@ -408,6 +410,28 @@ def compile_mc(mc: Path, cwd: Path | None = None) -> str:
     return proc.stdout
 
 
+def recorded(records: list[Path]) -> tuple[str, str]:
+    """The variant the rollout recorded ('' for none) and, for a record that cannot be read, why: the first of
+    records that exists is the record (an empty file says there is none)."""
+    for path in records:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            return "?", f"the rollout's record {path} cannot be read ({e.strerror})"
+        if not text.strip():
+            return "", ""
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("variant", ""), str):
+            return "?", f"the rollout's record {path} is not a JSON object with a variant"
+        return record.get("variant", ""), ""
+    return "", ""
+
+
 def drift(state: dict) -> list[str]:
     """What differs between what runs and what the live sendmail.mc builds, as sentences (none: nothing)."""
     out = []
@@ -432,6 +456,7 @@ def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
     out: dict = {"live": variant_of(mc), "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
                  "daemon_started": daemon_started(pidfile), "cf_installed": None, "daemon_older_than_cf": False,
                  "unfinished": None}
+    out["recorded"], out["record_problem"] = recorded(spec.records)
     journal = read_journal(spec)
     if journal is not None:
         pid = journal.get("pid")
