@@ -4,9 +4,12 @@ machine's noise falls on both alike: does a refactoring make the everyday run sl
 Each commit is checked out into its own git worktree (with its own .collections link, so its plugins are the ones
 Ansible loads) and runs the lab's inventory from there. A run that changes anything, or fails, ends the benchmark:
 then the two commits do not configure the hosts alike and their times say nothing.
-Run: .venv/bin/python benchmarks/second_run.py BEFORE AFTER [ROUNDS] [LABEL] [mitogen]   (results: second_run_LABEL.md)
+Run: .venv/bin/python benchmarks/second_run.py BEFORE AFTER [ROUNDS] [LABEL] [mitogen] [--settle]
+(results: second_run_LABEL.md)
 Plain ansible-core over SSH by default (what `ansible-playbook` does with the project's ansible.cfg); `mitogen` runs
-with the collection's Mitogen strategy, as `maillab provision` does.
+with the collection's Mitogen strategy, as `maillab provision` does. --settle: for two commits that deploy a file
+differently (a helper's code), each measured run comes after an unmeasured run of the same commit, which puts its
+own files back; the measured run must still change nothing.
 """
 
 from __future__ import annotations
@@ -59,7 +62,9 @@ def main() -> None:
         p.add_argument("after", help="git ref of the tree measured against it"),
         p.add_argument("rounds", nargs="?", type=int, default=3, help="runs of each tree, alternating"),
         p.add_argument("label", nargs="?", default="refactor", help="names the results file (second_run_LABEL.md)"),
-        p.add_argument("accelerator", nargs="?", choices=["mitogen"], help="mitogen: run with Mitogen")))
+        p.add_argument("accelerator", nargs="?", choices=["mitogen"], help="mitogen: run with Mitogen"),
+        p.add_argument("--settle", action="store_true",
+                       help="an unmeasured run of the same commit before each measured one")))
     before, after, rounds, label = args.before, args.after, args.rounds, args.label
     mitogen = args.accelerator == "mitogen"
     inventory = Paths.default().inventory
@@ -71,6 +76,8 @@ def main() -> None:
                 run(tree, inventory, warm_up=True, mitogen=mitogen)
             for i in range(rounds):
                 for ref in ((before, after) if i % 2 == 0 else (after, before)):
+                    if args.settle:
+                        run(trees[ref], inventory, warm_up=True, mitogen=mitogen)
                     times[ref].append(run(trees[ref], inventory, mitogen=mitogen))
                     print(f"round {i + 1}: {ref} {times[ref][-1]:.1f} s", flush=True)
         finally:
@@ -80,7 +87,9 @@ def main() -> None:
     med = {ref: statistics.median(v) for ref, v in times.items()}
     write(f"second_run_{label}", f"Second site.yml run (changes nothing), {before} against {after}, same lab", [
         f"The lab as it runs ({inventory}), each commit from its own worktree, {rounds} rounds alternating "
-        "(the first round before first), after a warm-up run of each (which writes its own reports/ on the controller). "
+        "(the first round before first), after a warm-up run of each (which writes its own reports/ on the controller)"
+        + (", and each measured run after an unmeasured run of the same commit (the two deploy some file differently)"
+           if args.settle else "") + ". "
         "Every measured run changed nothing. "
         + ("With the collection's Mitogen strategy, as `maillab provision` runs." if mitogen else
            "Plain ansible-core over SSH (no Mitogen: the slowest way the roles run; `maillab provision` runs with "
