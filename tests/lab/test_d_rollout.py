@@ -102,12 +102,26 @@ class Submitter(threading.Thread):
                 self.submit(vps)
 
 
+def settled_since(maillab: MailLab, nodes: list, timeout: float = 90) -> str:
+    """Where the audit starts so that it sees this module's mail only: once no VPS of the rollout has a message
+    queued (the session's earlier checks, mail_results above all, are delivered or bounced), the next whole second.
+    The containers share this machine's clock, so nothing before that second is this module's."""
+    deadline = time.monotonic() + timeout
+    queued = "find /var/spool/mqueue /var/spool/mqueue-client -name 'qf*' -type f | head -1"
+    while busy := [n.short for n in nodes if maillab.sh(n, queued)[1].strip()]:
+        assert time.monotonic() < deadline, f"mail still queued after {timeout:.0f} s on {', '.join(busy)}"
+        time.sleep(0.5)
+    start = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
+    time.sleep(max(0.0, (start - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+    return start.isoformat(timespec="seconds")
+
+
 @pytest.fixture(scope="module")
 def rollout(maillab: MailLab, mail_results, paths, lost_host_rollout):
     topo = maillab.topo  # lost_host_rollout: started first, so it runs beside this one
     assert topo.get(BROKEN).variant == "pop-before-smtp", "the rollout test needs MAILLAB_TEST_VPS >= 6"
     assert {n.release for n in fleet(topo)} == {"trixie", "bookworm"}, "the rollout runs on a mixed fleet"
-    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=2)).isoformat(timespec="seconds")
+    since = settled_since(maillab, fleet(topo))
     carol = topo.by_role("mx")[0].accounts[0]
     # The test's own traffic: bob by POP-before-SMTP on LEGACY (from client2), alice on BOTH_WAYS (client1),
     # alice by SMTP-Auth on AUTH_ONLY. The audit counts relayed mail by its delivery line, so wait until each
