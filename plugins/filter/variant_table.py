@@ -9,6 +9,8 @@ applies to that host's inventory.
 relay), "grace" (a POP3 login gets a temporary refusal that names the help page; excepted mailboxes and networks
 still relay), "auth-only" (SMTP-Auth alone). The rollout moves hosts forward along it, and site.yml never moves a
 host back from where the rollout put it without the explicit override.
+`record_refusal`: why a run must leave a host alone given the rollout's record on it ('' when it may go on): a
+damaged record, or an inventory that asks for an earlier phase than the record without the explicit override.
 """
 
 from __future__ import annotations
@@ -81,6 +83,34 @@ def phase_rank(phase: str) -> int:
     return PHASES.index(phase)
 
 
+def record_refusal(record: Any, variants: Mapping[str, Mapping[str, Any]], wanted: str,
+                   wanted_features: Iterable[str], allow_again: bool, host: str, path: str,
+                   variant_given: str = "", setup_date_given: str = "") -> str:
+    """The sentence that stops a run on host, or '' when it may go on. record: the rollout's record on the host (a
+    JSON object; {} or no variant: none); wanted / wanted_features: what the inventory resolves to (resolve_variant,
+    from variant_given or setup_date_given); allow_again: sendmail_allow_pop_before_smtp_again. What the inventory
+    asks for may stand where the rollout put the host or further along, never before it unless allow_again."""
+    if not isinstance(record, Mapping):
+        return (f"{host}: the rollout's record {path} is not a JSON object ({str(record)[:120]}). Nothing was "
+                "changed. Put back what the rollout wrote there (variant, before, switched_at), or empty the file if "
+                "the rollout never moved this host.")
+    recorded = record.get("variant")
+    if recorded is None or allow_again:
+        return ""
+    wanted_features = list(wanted_features)
+    recorded_phase = relay_phase((variants.get(str(recorded)) or {}).get("features") or [])
+    wanted_phase = relay_phase(wanted_features)
+    if phase_rank(wanted_phase) >= phase_rank(recorded_phase):
+        return ""
+    again = "POP-before-SMTP again" if "pop_before_smtp" in wanted_features else "grace again"
+    return (f"{host}: the rollout moved this host to {recorded} ({recorded_phase}) on {record.get('switched_at', '?')} "
+            f"(recorded in {path}), but the inventory asks for {wanted} (sendmail_variant={variant_given or '-'}, "
+            f"sendmail_setup_date={setup_date_given or '-'}), which is back in the {wanted_phase} phase ({again}). "
+            f"Nothing was changed. Set sendmail_variant: {recorded} for this host (the rollout writes it with "
+            "rollout_write_inventory=true), or set sendmail_allow_pop_before_smtp_again: true for it to go back on "
+            "purpose.")
+
+
 def features_problems(features: Iterable[str]) -> list[str]:
     """What is wrong with one set of features (a variant's, or an inventory's sendmail_features)."""
     f = set(features)
@@ -120,4 +150,5 @@ class FilterModule:
     def filters(self) -> dict:
         return {"variants_problems": variants_problems, "features_problems": features_problems,
                 "relay_phase": relay_phase, "phase_rank": phase_rank, "resolve_variant": resolve_variant,
-                "variant_features": variant_features, "setup_date_rule": setup_date_rule}
+                "variant_features": variant_features, "setup_date_rule": setup_date_rule,
+                "record_refusal": record_refusal}

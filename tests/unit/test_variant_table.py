@@ -71,3 +71,53 @@ def test_an_inventorys_own_features_are_checked_by_the_same_rules():
 def test_the_inventory_resolves_to_one_variant_by_the_roles_rule(variant, features, date, want):
     got = vt.resolve_variant(TABLE, variant, features, date)
     assert (got["variant"], got["features"]) == want
+
+
+def refusal(record, wanted: str, allow_again: bool = False, setup_date: str = "") -> str:
+    """record_refusal as the sendmail role's init calls it, for vps1 with the role's table and the given variant."""
+    given = "" if setup_date else wanted
+    return vt.record_refusal(record, TABLE, wanted, TABLE[wanted]["features"], allow_again, "vps1",
+                             "/etc/ansible/facts.d/sendmail_fleet_rollout.fact", given, setup_date)
+
+
+@pytest.mark.parametrize("record", [{}, {"before": "default"}])
+def test_a_host_the_rollout_never_moved_follows_the_inventory_whatever_it_asks(record):
+    assert all(refusal(record, wanted) == "" for wanted in TABLE)
+
+
+@pytest.mark.parametrize(("recorded", "wanted"), [("default-grace", "default-grace"), ("default-grace", "default-auth-only"),
+                                                  ("default-auth-only", "default-procmail-lda-auth-only"),
+                                                  ("default-procmail-lda-grace", "default-grace")])
+def test_the_inventory_may_ask_for_the_recorded_phase_or_one_further_along(recorded, wanted):
+    assert refusal({"variant": recorded, "switched_at": "2026-12-06T07:20:13"}, wanted) == ""
+
+
+def test_asking_for_pop_before_smtp_again_on_a_host_moved_to_auth_only_is_refused_with_the_way_out():
+    why = refusal({"variant": "default-auth-only", "before": "pop-before-smtp", "switched_at": "2026-12-06T07:20:13"},
+                  "pop-before-smtp", setup_date="2002-11-30")
+    assert why == (
+        "vps1: the rollout moved this host to default-auth-only (auth-only) on 2026-12-06T07:20:13 (recorded in "
+        "/etc/ansible/facts.d/sendmail_fleet_rollout.fact), but the inventory asks for pop-before-smtp "
+        "(sendmail_variant=-, sendmail_setup_date=2002-11-30), which is back in the pop-before-smtp phase "
+        "(POP-before-SMTP again). Nothing was changed. Set sendmail_variant: default-auth-only for this host (the "
+        "rollout writes it with rollout_write_inventory=true), or set sendmail_allow_pop_before_smtp_again: true for "
+        "it to go back on purpose.")
+    assert refusal({"variant": "default-auth-only"}, "pop-before-smtp", allow_again=True) == ""
+
+
+def test_grace_after_auth_only_is_refused_as_grace_again():
+    why = refusal({"variant": "default-auth-only"}, "default-grace")
+    assert "which is back in the grace phase (grace again)" in why and " on ? (recorded in" in why
+
+
+def test_a_recorded_variant_the_table_does_not_know_counts_as_auth_only_so_nothing_goes_back():
+    assert "back in the pop-before-smtp phase" in refusal({"variant": "gone-from-the-table"}, "default")
+    assert refusal({"variant": "gone-from-the-table"}, "default-auth-only") == ""
+
+
+@pytest.mark.parametrize("damaged", ["error loading facts as JSON or ini - please check content: x", ["variant"], None])
+def test_a_record_that_is_not_a_json_object_stops_the_host_whatever_the_inventory_asks(damaged):
+    for wanted in ("pop-before-smtp", "default-auth-only"):
+        why = refusal(damaged, wanted, allow_again=True)
+        assert why.startswith("vps1: the rollout's record /etc/ansible/facts.d/sendmail_fleet_rollout.fact is not a "
+                              "JSON object (") and "Nothing was changed." in why
