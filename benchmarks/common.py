@@ -6,13 +6,17 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import statistics
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sendmail_fleet import playbook as ansible_playbook
+from sendmail_fleet.cpu import busy_share, machine_cpu
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,10 +39,44 @@ def playbook(inventory: Path, name: str, *args: str, env: dict[str, str] | None 
         raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}")
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(idle, total) jiffies of all cores since boot, from /proc/stat's first line."""
-    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+@dataclass
+class CpuUse:
+    """CPU seconds a timed piece of work used."""
+    machine: float  # every core's busy time (user .. steal): the controller and the lab's containers together
+    controller: float  # user + system of the processes this one waited for: ansible-playbook and its workers
+
+
+@contextmanager
+def cpu_used() -> Iterator[list[CpuUse]]:
+    """The CPU seconds used while the block ran, machine-wide and by the processes it started and waited for. With
+    the lab on the same machine, machine / cores is the least wall time the work could take here."""
+    box: list[CpuUse] = []
+    m0, r0 = machine_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    yield box
+    r1, m1 = resource.getrusage(resource.RUSAGE_CHILDREN), machine_cpu()
+    box.append(CpuUse(round(m1[0] - m0[0], 1), round((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 1)))
+
+
+@contextmanager
+def cpu_samples(every: float = 0.25) -> Iterator[list[tuple[float, float]]]:
+    """(Unix time, the machine's busy CPU seconds so far) every `every` seconds while the block runs, read in a
+    thread: with a task profile's times, sendmail_fleet.cpu.busy_between gives each stretch of a run its CPU."""
+    box: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            box.append((time.time(), machine_cpu()[0]))
+            if stop.wait(every):
+                return
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        stop.set()
+        thread.join()
+        box.append((time.time(), machine_cpu()[0]))
 
 
 def settle(idle: float = 0.85, window: float = 2.0, deadline: float = 180.0) -> float:
@@ -47,10 +85,9 @@ def settle(idle: float = 0.85, window: float = 2.0, deadline: float = 180.0) -> 
     (services and timers of the new packages starting), which a timed run right after it would pay for."""
     t0, quiet = time.monotonic(), 0
     while quiet < 2 and time.monotonic() - t0 < deadline:
-        i0, a0 = _cpu_times()
+        before = machine_cpu()
         time.sleep(window)  # the measuring interval itself
-        i1, a1 = _cpu_times()
-        quiet = quiet + 1 if (i1 - i0) / max(a1 - a0, 1.0) >= idle else 0
+        quiet = quiet + 1 if 1 - busy_share(before, machine_cpu()) >= idle else 0
     return time.monotonic() - t0
 
 

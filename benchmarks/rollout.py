@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, arguments, playbook, settle, timed, write  # noqa: E402
+from common import RESULTS, arguments, cpu_samples, cpu_used, playbook, settle, timed, write  # noqa: E402
 
 from sendmail_fleet import playbook as ansible_playbook  # noqa: E402
 from sendmail_fleet import repo_root  # noqa: E402
+from sendmail_fleet.cpu import busy_between  # noqa: E402
 from sendmail_fleet.lab import Paths, down, save_topology, up  # noqa: E402
 from sendmail_fleet.profile import Profile, Segment, segments  # noqa: E402
 from sendmail_fleet.progress import Progress  # noqa: E402
@@ -60,7 +61,7 @@ def main() -> None:
             results[n] = {}
             settings = [("project", project_cfg), ("defaults", defaults_cfg)]
             for label, cfg in settings[:1] if args.project_only else settings:
-                runs: list[tuple[float, Path]] = []
+                runs: list[tuple[float, Path, list[float]]] = []
                 quiet: list[float] = []
                 for i in range(repeat):
                     down(paths, progress)  # also the variants an earlier rollout wrote into the lab's host_vars
@@ -74,23 +75,31 @@ def main() -> None:
                     profiled = {"ANSIBLE_CALLBACKS_ENABLED": "sendmail_fleet.mail.task_profile",
                                 "SENDMAIL_FLEET_PROFILE": str(profile)} if label == "project" else {}
                     with progress.step(f"{n} VPS: rollout with {label} settings, run {i + 1} of {repeat}"), \
-                            timed() as t:
+                            timed() as t, cpu_used() as cpu, cpu_samples() as samples:
                         playbook(paths.inventory, "rollout-auth-only.yml", env={"ANSIBLE_CONFIG": cfg, **profiled},
                                  accelerated=label == "project")
-                    runs.append((t[0], profile))
+                    if profile.exists():  # the machine's CPU beside the profile: each segment's busy seconds
+                        profile.with_suffix(".cpu.json").write_text(json.dumps(samples))
+                    runs.append((t[0], profile, [cpu[0].machine, cpu[0].controller]))
                 median = sorted(runs)[len(runs) // 2]
-                results[n][label], results[n][f"{label}_runs"] = median[0], [r for r, _ in runs]
+                results[n][label], results[n][f"{label}_runs"] = median[0], [r for r, _, _ in runs]
+                results[n][f"{label}_cpu"] = median[2]  # [machine, controller] CPU seconds of the median run
                 results[n][f"{label}_quiet_after"] = quiet
                 if median[1].exists():
                     shutil.copyfile(median[1], RESULTS / f"rollout_profile_{n}.json")  # the median run's
+                    shutil.copyfile(median[1].with_suffix(".cpu.json"), RESULTS / f"rollout_cpu_{n}.json")
             store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items()))
-    lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults |", "|---|---|---|---|"]
+    cores = os.cpu_count() or 1
+    lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults | CPU s, machine / controller "
+             f"| least wall on {cores} cores (s) |", "|---|---|---|---|---|---|"]
     for n, r in results.items():
         defaults, ratio = ((f"{r['defaults']:.1f}", f"{r['project'] / r['defaults']:.2f}") if "defaults" in r
                            else ("-", "-"))
+        cpu, least = ((f"{r['project_cpu'][0]:.1f} / {r['project_cpu'][1]:.1f}",
+                       f"{r['project_cpu'][0] / cores:.1f}") if "project_cpu" in r else ("-", "-"))
         lines.append(f"| {n} | {r['project']:.1f}{_runs(r, 'project')} | {defaults}{_runs(r, 'defaults')} "
-                     f"| {ratio} |")
+                     f"| {ratio} | {cpu} | {least} |")
     if 1 in results and max(results) > 1:
         big = max(results)
         for label in ("project", "defaults"):
@@ -99,6 +108,19 @@ def main() -> None:
             marginal = (results[big][label] - results[1][label]) / (big - 1)
             lines.append(f"\n{label}: marginal cost per extra host {marginal:.1f} s; "
                          f"{big} VPS take {results[big][label] / results[1][label]:.2f}x the time of 1")
+        if "project_cpu" in results[big]:
+            machine, controller = results[big]["project_cpu"]
+            least = machine / cores
+            lines.append(
+                f"\nThe CPU floor: the {big}-VPS run kept the machine's cores busy for {machine:.1f} s ({controller:.1f} s of "
+                f"them Ansible's own processes on the controller, the rest the lab's hosts): on {cores} cores that work "
+                f"takes at least {least:.1f} s even with no core ever idle, {least / results[1]['project']:.2f}x the "
+                f"1-VPS run's wall time. Below 2x needs less work per host, not more overlap."
+                if least > 2 * results[1]["project"] else
+                f"\nThe CPU floor: the {big}-VPS run kept the machine's cores busy for {machine:.1f} s ({controller:.1f} s of "
+                f"them Ansible's own processes on the controller, the rest the lab's hosts): on {cores} cores that work "
+                f"could take {least:.1f} s with no core ever idle, {least / results[1]['project']:.2f}x the 1-VPS "
+                f"run's wall time; the rest of its wall time the cores waited (hosts in step, health checks' mail).")
     waits = [f"{n} VPS {', '.join(f'{q:.0f}' for q in r.get('project_quiet_after', []))} s"
              for n, r in results.items() if r.get("project_quiet_after")]
     if waits:
@@ -109,7 +131,9 @@ def main() -> None:
               f"{ansible_playbook.accelerator()}."]
     write("rollout", "Rollout to SMTP-Auth only: wall time by fleet size", lines)
     profiles = {n: RESULTS / f"rollout_profile_{n}.json" for n in results}
-    phases({n: Profile.load(f) for n, f in profiles.items() if f.exists()})
+    phases({n: Profile.load(f) for n, f in profiles.items() if f.exists()},
+           {n: (json.loads(f.read_text())["started"], json.loads((RESULTS / f"rollout_cpu_{n}.json").read_text()))
+            for n, f in profiles.items() if f.exists() and (RESULTS / f"rollout_cpu_{n}.json").exists()})
 
 
 def _runs(result: dict[str, Any], label: str) -> str:
@@ -131,18 +155,31 @@ def parts(profile: Profile) -> list[Segment]:
     return segments(profile, cut)
 
 
-def phases(profiles: dict[int, Profile]) -> None:
-    """rollout_phases.md: where each size's time goes, and what the largest size adds to one VPS."""
+def phases(profiles: dict[int, Profile], cpu: dict[int, tuple[float, list[tuple[float, float]]]]) -> None:
+    """rollout_phases.md: where each size's time goes, how busy the cores were meanwhile (where the machine's CPU
+    was sampled beside the profile: `cpu` maps a size to the profile's start time and the samples), and what the
+    largest size adds to one VPS."""
+    cores = os.cpu_count() or 1
     lines = ["Each size's profiled project-settings run (`rollout_profile_N.json`; the median run where there were "
              "several), cut at each batch's first task.",
              "\"start\" is the pre-flight (facts, the audit, the plan) and Ansible's start-up; \"switched\" counts",
-             "the hosts a batch switched (the others of the batch were already auth-only).", "",
-             "| VPS | segment | seconds | switched |", "|---|---|---|---|"]
+             "the hosts a batch switched (the others of the batch were already auth-only). CPU: the machine's busy",
+             f"seconds in the segment (`rollout_cpu_N.json`, sampled every 0.25 s: the controller and the lab's hosts "
+             f"together), and their share of the {cores} cores' time.", "",
+             "| VPS | segment | seconds | switched | CPU s | cores busy |", "|---|---|---|---|---|---|"]
+
+    def busy(n: int, seg: Segment) -> float | None:
+        if n not in cpu:
+            return None
+        started, samples = cpu[n]
+        return busy_between(samples, started + seg.start, started + seg.start + seg.seconds)
     for n, profile in sorted(profiles.items()):
         for seg in parts(profile):
+            b = busy(n, seg)
+            used = f"{b:.1f} | {b / max(seg.seconds * cores, 1e-9):.0%}" if b is not None else "- | -"
             lines.append(f"| {n} | {seg.name} | {seg.seconds:.1f} | "
-                         f"{len(seg.hosts_that_ran('Rollout | Switch this host')) or ''} |")
-        lines.append(f"| {n} | **total** | **{profile.wall:.1f}** | |")
+                         f"{len(seg.hosts_that_ran('Rollout | Switch this host')) or ''} | {used} |")
+        lines.append(f"| {n} | **total** | **{profile.wall:.1f}** | | | |")
     if 1 in profiles and max(profiles) > 1:
         big = max(profiles)
         one = {s.name: s.seconds for s in parts(profiles[1])}
@@ -159,6 +196,15 @@ def phases(profiles: dict[int, Profile]) -> None:
                          f"1-VPS run does not have: +{s.seconds:.1f} s")
         lines += ["", "Within 2x means the later batches, with every host they switch, cost no more than the 1-VPS "
                   "run's canary batch and its fixed part together: a batch's own fixed cost is in both sides."]
+        later_cpu = [b for b in (busy(big, s) for s in later) if b is not None]
+        if later and len(later_cpu) == len(later):
+            cpu_s, wall_s = sum(later_cpu), sum(s.seconds for s in later)
+            packed = sum(s.seconds for s in many if s not in later) + cpu_s / cores
+            lines += ["", f"With every core busy all through the later batches (their {cpu_s:.1f} CPU s on {cores} "
+                      f"cores: {cpu_s / cores:.1f} s instead of {wall_s:.1f} s) and the rest as it was, the "
+                      f"{big}-VPS run would take {packed:.1f} s: {packed / profiles[1].wall:.2f}x the 1-VPS run. The "
+                      "pre-flight and the canary cannot overlap the later batches (no host moves before the canary "
+                      "is proven)."]
     write("rollout_phases", "Rollout to SMTP-Auth only: where each size's time goes", lines)
 
 
