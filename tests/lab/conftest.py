@@ -26,6 +26,7 @@ import testinfra
 
 import docker
 from sendmail_fleet import playbook as ansible_playbook
+from sendmail_fleet.cpu import busy_share, machine_cpu
 from sendmail_fleet.lab import Paths, publish_dns, save_topology, up
 from sendmail_fleet.mailcheck import MailLab, Result
 from sendmail_fleet.progress import Progress
@@ -45,7 +46,7 @@ if RUN_OUTPUTS.is_dir():
         old.unlink()
 RUN_OUTPUTS.mkdir(exist_ok=True)
 os.environ[ansible_playbook.RUN_LOG_ENV] = str(RUN_LOG)
-SESSION_T0 = time.monotonic()
+SESSION_T0, SESSION_CPU = time.monotonic(), machine_cpu()
 
 LAB_VPS = int(os.environ.get("MAILLAB_TEST_VPS", str(DEFAULT_VPS)))
 TOPOLOGY = build(LAB_VPS, os.environ.get("MAILLAB_SUBNET", DEFAULT_SUBNET))
@@ -88,6 +89,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"{len(runs)} runs, {total:.0f} s: {total / session:.0%} of the session's "
                                 f"{session:.0f} s (runs beside one another count each; list: {RUN_LOG})")
+    terminalreporter.write_line(f"the machine's {os.cpu_count()} cores were busy "
+                                f"{busy_share(SESSION_CPU, machine_cpu()):.0%} of the session (the controller and the "
+                                "lab's hosts together): the idle rest is all that tests side by side could use")
 
 
 def pytest_collection_modifyitems(items):
