@@ -111,16 +111,14 @@ def main() -> None:
         if "project_cpu" in results[big]:
             machine, controller = results[big]["project_cpu"]
             least = machine / cores
+            ratio = least / results[1]["project"]
             lines.append(
-                f"\nThe CPU floor: the {big}-VPS run kept the machine's cores busy for {machine:.1f} s ({controller:.1f} s of "
-                f"them Ansible's own processes on the controller, the rest the lab's hosts): on {cores} cores that work "
-                f"takes at least {least:.1f} s even with no core ever idle, {least / results[1]['project']:.2f}x the "
-                f"1-VPS run's wall time. Below 2x needs less work per host, not more overlap."
-                if least > 2 * results[1]["project"] else
-                f"\nThe CPU floor: the {big}-VPS run kept the machine's cores busy for {machine:.1f} s ({controller:.1f} s of "
-                f"them Ansible's own processes on the controller, the rest the lab's hosts): on {cores} cores that work "
-                f"could take {least:.1f} s with no core ever idle, {least / results[1]['project']:.2f}x the 1-VPS "
-                f"run's wall time; the rest of its wall time the cores waited (hosts in step, health checks' mail).")
+                f"\nThe CPU floor: the {big}-VPS run kept the machine's cores busy for {machine:.1f} s ({controller:.1f} s "
+                f"of them Ansible's own processes on the controller, the rest the lab's hosts): on {cores} cores that "
+                + (f"work takes at least {least:.1f} s even" if ratio > 2 else f"work could take {least:.1f} s")
+                + f" with no core ever idle, {ratio:.2f}x the 1-VPS run's wall time"
+                + (". Below 2x needs less work per host, not more overlap." if ratio > 2 else
+                   "; the rest of its wall time the cores waited (hosts in step, health checks' mail)."))
     waits = [f"{n} VPS {', '.join(f'{q:.0f}' for q in r.get('project_quiet_after', []))} s"
              for n, r in results.items() if r.get("project_quiet_after")]
     if waits:
