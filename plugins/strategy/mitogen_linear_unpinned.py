@@ -17,6 +17,8 @@ that names it, which reports it as always.
 
 from __future__ import annotations
 
+import functools
+
 import ansible_mitogen.affinity
 
 # Before the multiplexer starts (on the first run of a strategy) and before any worker asks for its CPU.
@@ -48,10 +50,17 @@ def preload() -> list[str]:
             missed.append(name)
     return missed
 
+
+@functools.cache
+def preload_once() -> None:
+    """preload(), once per process: the strategy runs once per play, the plugins stay loaded."""
+    preload()
+
+
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
 class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ignore[misc, valid-type]
     def run(self, iterator, play_context):  # type: ignore[no-untyped-def]
-        preload()
+        preload_once()
         return super().run(iterator, play_context)
