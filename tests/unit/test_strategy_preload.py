@@ -68,13 +68,16 @@ def test_a_plugin_that_cannot_be_loaded_ahead_is_named_and_the_run_goes_on(monke
     import ansible_mitogen.affinity
     from ansible.plugins.loader import filter_loader
 
-    from sendmail_fleet.collection import plugin
+    from sendmail_fleet.collection import load_module, plugin_dir
 
     pinning = ansible_mitogen.affinity.policy
+    # a copy of its own, so the cached plugin() that test_accelerator loads still runs the strategy's module itself
+    name = "sendmail_fleet_strategy_preload_test"
     try:
-        module = plugin("strategy", "mitogen_linear_unpinned")
+        module = load_module(plugin_dir("strategy") / "mitogen_linear_unpinned.py", name)
         monkeypatch.setattr(module, "PRELOAD", ((filter_loader, "nosuch_namespace.nosuch.nothing"),
                                                 (filter_loader, "ansible.builtin.default")))
         assert module.preload() == ["nosuch_namespace.nosuch.nothing"]
     finally:
         ansible_mitogen.affinity.policy = pinning
+        sys.modules.pop(name, None)
