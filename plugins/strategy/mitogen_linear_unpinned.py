@@ -34,7 +34,7 @@ display = Display()
 
 # One name per plugin set: naming one of a collection's filters loads every filter file of that collection.
 PRELOAD = ((filter_loader, "sendmail_fleet.mail.record_refusal"), (filter_loader, "ansible.builtin.default"),
-           (test_loader, "ansible.builtin.success"), (lookup_loader, "ansible.builtin.template"))
+           (test_loader, "ansible.builtin.success"), (lookup_loader, "sendmail_fleet.mail.template"))
 
 
 def preload() -> list[str]:
