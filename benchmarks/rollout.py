@@ -5,8 +5,8 @@ ansible-core), in the same run.
 Each timed rollout is the first on a new lab of that many VPS in mixed variants, provisioned with site.yml (not
 timed), as a fleet has it: every host's first switch (a host leaving POP-before-SMTP installs SASL's packages then),
 in every size and setting alike. It starts once the machine is quiet again after provisioning (common.settle).
-With --repeat=N each size and setting is measured N times, each on its own new lab; the table gives the median and
-every run.
+With --repeat=N each size and setting is measured N times, each on its own new lab, in rounds (every size once
+per round, so the machine's drift falls on all sizes alike); the table gives the median and every run.
 The project-settings runs are profiled (the task_profile callback, in every size alike), and rollout_phases.md
 says where each size's time goes: the pre-flight, each batch (the canary first) with the hosts it switched, the
 report; and what the 8-VPS run adds to the 1-VPS run, against the 2x target.
@@ -56,39 +56,43 @@ def main() -> None:
         # Sizes measured by earlier invocations are kept, so the sizes can be run one at a time.
         results: dict[int, dict[str, Any]] = {int(k): v for k, v in json.loads(store.read_text()).items()} \
             if store.exists() and not args.fresh else {}
-        for n in sizes:
-            topo = build(n)
-            results[n] = {}
-            settings = [("project", project_cfg), ("defaults", defaults_cfg)]
-            for label, cfg in settings[:1] if args.project_only else settings:
-                runs: list[tuple[float, Path, list[float]]] = []
-                quiet: list[float] = []
-                for i in range(repeat):
+        settings = [("project", project_cfg), ("defaults", defaults_cfg)]
+        settings = settings[:1] if args.project_only else settings
+        # Repetitions on the outside: each round measures every size once, so the machine's drift over a long
+        # benchmark falls on every size alike, not on the size measured last.
+        runs: dict[tuple[int, str], list[tuple[float, Path, list[float]]]] = {}
+        quiet: dict[tuple[int, str], list[float]] = {}
+        for i in range(repeat):
+            for n in sizes:
+                topo = build(n)
+                for label, cfg in settings:
                     down(paths, progress)  # also the variants an earlier rollout wrote into the lab's host_vars
                     up(topo, paths, progress)
                     save_topology(paths, topo)
                     with progress.step(f"{n} VPS: provision a new lab with site.yml"):
                         playbook(paths.inventory, "site.yml", env={"ANSIBLE_CONFIG": project_cfg})
                     with progress.step(f"{n} VPS: the machine quiet again (at most 180 s)"):
-                        quiet.append(settle())
+                        quiet.setdefault((n, label), []).append(settle())
                     profile = Path(tmp) / f"rollout_profile_{n}_{label}_{i}.json"
                     profiled = {"ANSIBLE_CALLBACKS_ENABLED": "sendmail_fleet.mail.task_profile",
                                 "SENDMAIL_FLEET_PROFILE": str(profile)} if label == "project" else {}
-                    with progress.step(f"{n} VPS: rollout with {label} settings, run {i + 1} of {repeat}"), \
+                    with progress.step(f"{n} VPS: rollout with {label} settings, round {i + 1} of {repeat}"), \
                             timed() as t, cpu_used() as cpu, cpu_samples() as samples:
                         playbook(paths.inventory, "rollout-auth-only.yml", env={"ANSIBLE_CONFIG": cfg, **profiled},
                                  accelerated=label == "project")
                     if profile.exists():  # the machine's CPU beside the profile: each segment's busy seconds
                         profile.with_suffix(".cpu.json").write_text(json.dumps(samples))
-                    runs.append((t[0], profile, [cpu[0].machine, cpu[0].controller]))
-                median = sorted(runs)[len(runs) // 2]
-                results[n][label], results[n][f"{label}_runs"] = median[0], [r for r, _, _ in runs]
-                results[n][f"{label}_cpu"] = median[2]  # [machine, controller] CPU seconds of the median run
-                results[n][f"{label}_quiet_after"] = quiet
-                if median[1].exists():
-                    shutil.copyfile(median[1], RESULTS / f"rollout_profile_{n}.json")  # the median run's
-                    shutil.copyfile(median[1].with_suffix(".cpu.json"), RESULTS / f"rollout_cpu_{n}.json")
-            store.write_text(json.dumps(results, indent=1))
+                    runs.setdefault((n, label), []).append((t[0], profile, [cpu[0].machine, cpu[0].controller]))
+        results.update({n: {} for n in sizes})  # a size measured now replaces what an earlier run left
+        for (n, label), measured in runs.items():
+            median = sorted(measured)[len(measured) // 2]
+            results[n][label], results[n][f"{label}_runs"] = median[0], [r for r, _, _ in measured]
+            results[n][f"{label}_cpu"] = median[2]  # [machine, controller] CPU seconds of the median run
+            results[n][f"{label}_quiet_after"] = quiet[(n, label)]
+            if median[1].exists():
+                shutil.copyfile(median[1], RESULTS / f"rollout_profile_{n}.json")  # the median run's
+                shutil.copyfile(median[1].with_suffix(".cpu.json"), RESULTS / f"rollout_cpu_{n}.json")
+        store.write_text(json.dumps(results, indent=1))
     results = dict(sorted(results.items()))
     cores = os.cpu_count() or 1
     lines = ["| VPS | project settings (s) | Ansible defaults (s) | project / defaults | CPU s, machine / controller "
