@@ -4,11 +4,11 @@ task's variables, as the template action does, instead of a deep copy of every o
 The roles render their files with this lookup into one run of the collection's files module. Ansible's lookup copies
 all of the host's variables (the role defaults, the inventory, the facts) with copy.deepcopy before each file, to add
 the template_* variables; the template action adds them to a shallow copy (`task_vars.copy()`). A profile of the
-controller during a rollout found a third of the workers' time in that copy; a settled site.yml on two lab hosts
-took 17% less controller CPU without it, five hosts 14% (benchmarks/results/second_run_template_lookup.md). The rendering, the options, the
-search path and the variables a template sees are ansible.builtin.template's own: this plugin runs its code and only
-hands it variables whose deep copy is one level deep. The template_* variables still go into a copy, never into the
-task's variables."""
+controller during a rollout found a third of the workers' time in that copy; a settled site.yml took 17% less
+controller CPU without it on two lab hosts, 14% on five (benchmarks/results/second_run_template_lookup.md). The
+rendering, the options, the search path and the variables a template sees are ansible.builtin.template's own: this
+plugin runs its code and only hands it variables whose deep copy is one level deep. The template_* variables still go
+into a copy, never into the task's variables."""
 
 from __future__ import annotations
 
