@@ -73,7 +73,7 @@ _raw:
 """
 
 
-class ShallowOnDeepcopy(dict):  # type: ignore[type-arg]
+class ShallowOnDeepcopy(dict[str, Any]):
     """The task's variables for ansible.builtin.template's code: its copy.deepcopy of them returns a plain dict of the
     same values, a copy one level deep (what the template action makes), so adding the template_* variables to it
     leaves the task's variables as they were."""
