@@ -15,7 +15,6 @@ own files back; the measured run must still change nothing.
 from __future__ import annotations
 
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import arguments, write  # noqa: E402
+from common import arguments, cpu_used, write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
 from sendmail_fleet.lab import Paths  # noqa: E402
@@ -41,27 +40,22 @@ def worktree(ref: str, where: Path) -> Path:
     return tree
 
 
-def children_cpu() -> float:
-    """CPU seconds (user and system) of this process's waited-for children: an ansible-playbook run and its workers."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(tree: Path, inventory: Path, warm_up: bool = False, mitogen: bool = False) -> tuple[float, float]:
     """One site.yml run from the tree: (wall seconds, the controller's CPU seconds)."""
     playbook = repo_root() / ".venv" / "bin" / "ansible-playbook"
-    t0, cpu0 = time.monotonic(), children_cpu()
+    t0 = time.monotonic()
     env = {"PATH": f"{playbook.parent}:/usr/bin:/bin", "HOME": "/root"}
     if mitogen:  # the collection's Mitogen strategy, as maillab provision runs it
         env.update({k: v for k, v in ansible_env().items() if k in ("ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS")})
     env["ANSIBLE_CONFIG"] = str(tree / "ansible.cfg")
-    done = subprocess.run([str(playbook), "-i", str(inventory), "playbooks/site.yml"], cwd=tree, capture_output=True,
-                          text=True, env=env)
-    took, cpu = time.monotonic() - t0, children_cpu() - cpu0
+    with cpu_used() as cpu:  # the controller's: ansible-playbook and the processes it waited for
+        done = subprocess.run([str(playbook), "-i", str(inventory), "playbooks/site.yml"], cwd=tree,
+                              capture_output=True, text=True, env=env)
+    took = time.monotonic() - t0
     changed = [int(n) for n in re.findall(r"changed=(\d+)", done.stdout)]
     if done.returncode != 0 or (any(changed) and not warm_up):
         raise SystemExit(f"{tree.name}: exit {done.returncode}, changed {changed}:\n{done.stdout[-3000:]}")
-    return took, cpu
+    return took, cpu[0].controller
 
 
 def main() -> None:
