@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import arguments, cpu_used, write  # noqa: E402
 
 from sendmail_fleet import repo_root  # noqa: E402
+from sendmail_fleet.collection import plugin_dir  # noqa: E402
 from sendmail_fleet.lab import Paths  # noqa: E402
 from sendmail_fleet.playbook import ansible_env  # noqa: E402
 
@@ -45,8 +46,12 @@ def run(tree: Path, inventory: Path, warm_up: bool = False, mitogen: bool = Fals
     playbook = repo_root() / ".venv" / "bin" / "ansible-playbook"
     t0 = time.monotonic()
     env = {"PATH": f"{playbook.parent}:/usr/bin:/bin", "HOME": "/root"}
-    if mitogen:  # the collection's Mitogen strategy, as maillab provision runs it
+    if mitogen:  # the collection's Mitogen strategy, as maillab provision runs it: the tree's own strategy file
         env.update({k: v for k, v in ansible_env().items() if k in ("ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS")})
+        if str(plugin_dir("strategy")) not in env["ANSIBLE_STRATEGY_PLUGINS"]:
+            raise SystemExit(f"the strategy path {env['ANSIBLE_STRATEGY_PLUGINS']} does not name this checkout's")
+        env["ANSIBLE_STRATEGY_PLUGINS"] = env["ANSIBLE_STRATEGY_PLUGINS"].replace(
+            str(plugin_dir("strategy")), str(tree / "plugins" / "strategy"))
     env["ANSIBLE_CONFIG"] = str(tree / "ansible.cfg")
     with cpu_used() as cpu:  # the controller's: ansible-playbook and the processes it waited for
         done = subprocess.run([str(playbook), "-i", str(inventory), "playbooks/site.yml"], cwd=tree,
