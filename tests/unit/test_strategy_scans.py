@@ -6,30 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 MITOGEN = importlib.util.find_spec("ansible_mitogen") is not None
 pytestmark = pytest.mark.skipif(not MITOGEN, reason="the fast extra is not installed (bootstrap installs it)")
-
-
-@pytest.fixture
-def strategy() -> Iterator[ModuleType]:
-    """The strategy's module, loaded as a copy of its own (loading it patches nothing: preload_once does)."""
-    import ansible_mitogen.affinity
-
-    from sendmail_fleet.collection import load_module, plugin_dir
-
-    pinning, name = ansible_mitogen.affinity.policy, "sendmail_fleet_strategy_scans_test"
-    try:
-        yield load_module(plugin_dir("strategy") / "mitogen_linear_unpinned.py", name)
-    finally:
-        ansible_mitogen.affinity.policy = pinning
-        sys.modules.pop(name, None)
 
 
 class Counted:

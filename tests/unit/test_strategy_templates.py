@@ -7,9 +7,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import jinja2
 import pytest
@@ -23,24 +21,6 @@ MITOGEN = importlib.util.find_spec("ansible_mitogen") is not None
 pytestmark = pytest.mark.skipif(not MITOGEN, reason="the fast extra is not installed (bootstrap installs it)")
 
 VARS = {"a": 1, "b": "x", "names": ["c", "d"]}
-
-
-@pytest.fixture
-def strategy() -> Iterator[ModuleType]:
-    """The strategy's module, loaded as a copy of its own; Ansible's environment is put back afterwards."""
-    import ansible_mitogen.affinity
-    from ansible._internal._templating._jinja_bits import AnsibleEnvironment
-
-    from sendmail_fleet.collection import load_module, plugin_dir
-
-    pinning, name = ansible_mitogen.affinity.policy, "sendmail_fleet_strategy_templates_test"
-    try:
-        yield load_module(plugin_dir("strategy") / "mitogen_linear_unpinned.py", name)
-    finally:
-        if "compile" in AnsibleEnvironment.__dict__:
-            del AnsibleEnvironment.compile
-        ansible_mitogen.affinity.policy = pinning
-        sys.modules.pop(name, None)
 
 
 def render(text: str) -> object:
