@@ -36,7 +36,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -175,13 +174,12 @@ class KeptScans:
             return {}
 
     def _save(self) -> None:
-        try:
+        try:  # the collection's one atomic write (its modules' too): a reader sees the old file or the new one
+            from ansible_collections.sendmail_fleet.mail.plugins.module_utils.atomic import write_atomic
+
             self.file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=self.file.name, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self.kept, out)
-            os.replace(tmp, self.file)
-        except OSError:
+            write_atomic(str(self.file), json.dumps(self.kept).encode(), mode=0o600)
+        except (ImportError, OSError):
             pass  # the next run scans again
 
     def __call__(self, module_name: str, module_path: str, search_path: tuple[str, ...]) -> list[tuple[str, str, bool]]:
@@ -213,7 +211,8 @@ def preload_once() -> None:
     preload()
     ansible_mitogen.module_finder.scan = KeptScans(scan_file(), ansible_mitogen.module_finder.scan)
     if not share_compiled_templates(os.path.join(C.DEFAULT_LOCAL_TMP, "jinja")):
-        display.vvv("mitogen_linear_unpinned: this ansible-core has no AnsibleEnvironment; templates compile as before")
+        display.vvv("mitogen_linear_unpinned: this ansible-core's template environment is not the one known here; "
+                    "templates compile as before")
 
 
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)

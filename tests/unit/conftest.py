@@ -16,8 +16,11 @@ def strategy(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     import ansible_mitogen.affinity
     from ansible._internal._templating._jinja_bits import AnsibleEnvironment
 
-    from sendmail_fleet.collection import load_module, plugin_dir
+    from sendmail_fleet.collection import load_module, plugin_dir, root
 
+    collections = str(root() / ".collections")  # its ansible_collections imports resolve as under Ansible
+    if collections not in sys.path:
+        sys.path.append(collections)
     pinning, name = ansible_mitogen.affinity.policy, f"sendmail_fleet_strategy_{request.node.name}"
     try:
         yield load_module(plugin_dir("strategy") / "mitogen_linear_unpinned.py", name)
