@@ -204,8 +204,20 @@ class KeptScans:
                 return found
         found = [tuple(f) for f in self.scan(module_name=module_name, module_path=module_path, search_path=search_path)]
         self.kept[key] = {"found": found, "stamp": _stamp(_read_from(module_path, search_path, found))}
+        self._prune()
         self._save()
         return found
+
+    def _prune(self) -> None:
+        """Answers for modules whose file is gone (a removed checkout or worktree, a test's temporary folder) are
+        dropped, so the file holds only modules that can still run."""
+        for key in list(self.kept or {}):
+            try:
+                module_path = json.loads(key)[1]
+            except (ValueError, IndexError, TypeError):
+                module_path = None
+            if not isinstance(module_path, str) or not os.path.isfile(module_path):
+                del self.kept[key]  # type: ignore[union-attr]
 
 
 def scan_file() -> Path:

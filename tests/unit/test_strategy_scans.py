@@ -5,7 +5,9 @@ it was read from changed, scans again where any did, and trusts no file that is 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,18 @@ def test_a_broken_file_is_scanned_over(strategy, tmp_path):
     file.chmod(0o600)
     assert names(strategy.KeptScans(file, scan)(name, path, search))[0] == "ansible.module_utils.a"
     assert scan.calls == 1
+
+
+def test_answers_for_modules_whose_file_is_gone_are_dropped_at_the_next_save(strategy, tmp_path):
+    file, scan = tmp_path / "cache" / "scans.json", Counted()
+    gone_name, gone_path, gone_search = module_tree(tmp_path / "old-checkout")
+    kept_name, kept_path, kept_search = module_tree(tmp_path / "checkout")
+    strategy.KeptScans(file, scan)(gone_name, gone_path, gone_search)
+    strategy.KeptScans(file, scan)(kept_name, kept_path, kept_search)
+    assert len(json.loads(file.read_text())) == 2
+    shutil.rmtree(tmp_path / "old-checkout")
+    (tmp_path / "checkout" / "other.py").write_text("from ansible.module_utils.a import b\n")
+    strategy.KeptScans(file, scan)("ansible_module_other", str(tmp_path / "checkout" / "other.py"), kept_search)
+    kept = [json.loads(key)[1] for key in json.loads(file.read_text())]
+    assert sorted(kept) == sorted([kept_path, str(tmp_path / "checkout" / "other.py")])
+    assert strategy.KeptScans(file, scan)(kept_name, kept_path, kept_search) and scan.calls == 3  # still kept
