@@ -36,11 +36,6 @@ that decision (the same variables, play context and conditional) and, where it i
 would have sent through the same queue, so the strategy's processing, the callbacks, `register` and the counts are
 unchanged. Anything else goes to a worker as before: a true `when`, a loop, delegate_to, a throttle, a conditional that
 fails or warns.
-
-The same for the three actions that do all their work in the controller and never touch the host: assert, set_fact
-and validate_argument_spec (35 of the 97 tasks a settled one-host `site.yml` runs). The main process runs ansible-core's
-own TaskExecutor on a copy of the task, as a worker does on its forked copy, and sends its result the same way; with a
-loop, delegate_to, retries, a timeout, async or a throttle such a task still goes to a worker.
 """
 
 from __future__ import annotations
@@ -65,9 +60,7 @@ from ansible import constants as C  # noqa: E402
 from ansible._internal._display_utils import DeferredWarningContext  # noqa: E402
 from ansible._internal._templating._engine import TemplateEngine  # noqa: E402
 from ansible.errors import AnsibleError  # noqa: E402
-from ansible.executor.task_executor import TaskExecutor  # noqa: E402
 from ansible.executor.task_result import _RawTaskResult  # noqa: E402
-from ansible.plugins import loader as plugin_loader  # noqa: E402
 from ansible.plugins.loader import filter_loader, lookup_loader, test_loader  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 from jinja2.bccache import FileSystemBytecodeCache  # noqa: E402
@@ -280,18 +273,6 @@ def skipped_here(loader: Any, host: Any, task: Any, task_vars: dict[str, Any], p
     return result
 
 
-# Action plugins that do all their work in the controller and never use the host's connection.
-IN_CONTROLLER = frozenset({"ansible.builtin.assert", "ansible.builtin.set_fact", "ansible.builtin.validate_argument_spec"})
-
-
-def runs_here(task: Any) -> bool:
-    """Whether the task is one of IN_CONTROLLER's, run once, at once and on its own host: no loop, delegate_to,
-    retries, timeout, async or throttle (each of which a worker handles with its own machinery)."""
-    return (task.resolved_action in IN_CONTROLLER and not task.loop_with and task.loop is None and not task.delegate_to
-            and not task.until and task.retries is None and not task.timeout and not task.async_val
-            and not task.throttle)
-
-
 Base = ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)
 
 
@@ -301,26 +282,15 @@ class StrategyModule(ansible_mitogen.strategy.StrategyMixin, Base):  # type: ign
         return super().run(iterator, play_context)
 
     def _queue_task(self, host, task, task_vars, play_context):  # type: ignore[no-untyped-def]
-        """A task whose `when` is false on this host skips without a worker, and an assert, set_fact or
-        validate_argument_spec (runs_here) runs in this process: the result goes the way a worker's does (the
-        results queue, the strategy's processing, the callbacks), only no process is forked for it."""
-        ran, result, executor = task, skipped_here(self._loader, host, task, task_vars, play_context), None
-        if result is None and runs_here(task):
-            try:  # the worker's own code on the worker's own kind of copy (it changes the task it runs)
-                ran = task.copy(exclude_tasks=True)
-                executor = TaskExecutor(host, ran, dict(task_vars), play_context, self._loader,
-                                        plugin_loader.get_plugin_loader_namespace(), self._final_q,
-                                        self._variable_manager)
-            except Exception:  # noqa: BLE001 - a worker meets it again and reports it as Ansible does
-                ran, executor = task, None
-        if result is None and executor is None:
+        """A task whose `when` is false on this host skips without a worker: its result goes the way a worker's does
+        (the results queue, the strategy's processing, the callbacks), only no process is forked for it."""
+        result = skipped_here(self._loader, host, task, task_vars, play_context)
+        if result is None:
             return super()._queue_task(host, task, task_vars, play_context)
         self._queued_task_cache[(host.name, task._uuid)] = {
             "host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
         self._tqm.send_callback("v2_runner_on_start", host, task)
-        if executor is not None:
-            result = executor.run()  # catches what the task raises and returns it as the task's result
-        self._final_q.send_task_result(_RawTaskResult(host=host, task=ran, return_data=result,
-                                                      task_fields=ran.dump_attrs()))
+        self._final_q.send_task_result(_RawTaskResult(host=host, task=task, return_data=result,
+                                                      task_fields=task.dump_attrs()))
         self._pending_results += 1
         return None
