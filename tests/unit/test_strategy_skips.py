@@ -122,6 +122,19 @@ EVERY_KIND_OF_SKIP = """
       when: ansible_connection != 'local' or ansible_search_path | length == 0
     - name: The handlers now
       ansible.builtin.meta: flush_handlers
+    - name: Only in check mode
+      ansible.builtin.debug: {msg: check}
+      when: ansible_check_mode
+    - name: Never in check mode, unless the task says so
+      ansible.builtin.debug: {msg: real}
+      check_mode: "{{ inventory_hostname == 'vps1' }}"
+      when: not ansible_check_mode
+    - name: Diff mode and verbosity
+      ansible.builtin.debug: {msg: diff}
+      when: ansible_diff_mode | bool and ansible_verbosity | int > 0
+    - name: The play's hosts and addresses
+      ansible.builtin.debug: {msg: paths}
+      when: playbook_dir | length == 0 or ansible_play_hosts | length != 3 or ansible_host != inventory_hostname
     - name: A throttle that does not template, on a task that would skip (ansible-core stops the run, the last task)
       ansible.builtin.debug:
         msg: never
@@ -227,8 +240,8 @@ def test_a_loop_or_delegate_to_still_decides_its_when_in_a_worker(tmp_path):
 def test_every_kind_of_skip_prints_registers_and_counts_as_with_ansible_cores_strategy(tmp_path, broken_conditionals):
     where = project(tmp_path, EVERY_KIND_OF_SKIP)
     env = {"ANSIBLE_ALLOW_BROKEN_CONDITIONALS": broken_conditionals}
-    for verbosity in ("-v", "-vvv"):
-        core, ours = run(where, verbosity, ours=False, env=env), run(where, verbosity, ours=True, env=env)
+    for args in (["-v"], ["-vvv"], ["-v", "--check", "--diff"]):
+        core, ours = run(where, *args, ours=False, env=env), run(where, *args, ours=True, env=env)
         assert core.returncode == ours.returncode == 1, ours.stdout[-3000:] + ours.stderr[-2000:]
         assert by_task(ours.stdout) == by_task(core.stdout)
         # what Ansible warns about (the deprecation of a text as a conditional) is warned about here too
