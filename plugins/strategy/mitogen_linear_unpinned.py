@@ -57,15 +57,19 @@ import ansible_mitogen.loaders  # noqa: E402
 import ansible_mitogen.module_finder  # noqa: E402
 import ansible_mitogen.strategy  # noqa: E402
 from ansible import constants as C  # noqa: E402
-from ansible._internal._display_utils import DeferredWarningContext  # noqa: E402
-from ansible._internal._templating._engine import TemplateEngine  # noqa: E402
 from ansible.errors import AnsibleError  # noqa: E402
-from ansible.executor.task_result import _RawTaskResult  # noqa: E402
 from ansible.plugins.loader import filter_loader, lookup_loader, test_loader  # noqa: E402
 from ansible.utils.display import Display  # noqa: E402
 from jinja2.bccache import FileSystemBytecodeCache  # noqa: E402
 
 display = Display()
+
+try:  # ansible-core 2.19's own parts of what a worker does before a task's `when`, and of what it sends back
+    from ansible._internal._display_utils import DeferredWarningContext
+    from ansible._internal._templating._engine import TemplateEngine
+    from ansible.executor.task_result import _RawTaskResult
+except ImportError:  # an older ansible-core: every task goes to a worker, as with Ansible's own strategy
+    DeferredWarningContext = TemplateEngine = _RawTaskResult = None  # type: ignore[assignment, misc]
 
 # One name per plugin set: naming one of a collection's filters loads every filter file of that collection.
 PRELOAD = ((filter_loader, "sendmail_fleet.mail.record_refusal"), (filter_loader, "ansible.builtin.default"),
@@ -238,13 +242,17 @@ def preload_once() -> None:
                     "templates compile as before")
 
 
-def skipped_here(loader: Any, host: Any, task: Any, task_vars: dict[str, Any], play_context: Any) -> dict | None:
+def skipped_here(loader: Any, host: Any, task: Any, task_vars: dict[str, Any],
+                 play_context: Any) -> dict[str, Any] | None:
     """The result a worker would send for this task on this host when its `when` is false, made here in the
     controller's main process by the worker's own steps up to that point (TaskExecutor: the search path, the
     play context's variables, the conditional, no_log); None where the task must go to a worker: no `when`, a loop
     (its items have their own `when`), delegate_to (the worker adds the delegated host's variables first), a
     throttle, a conditional that is true, fails or warns, or anything else unusual, which the worker reports as
-    always."""
+    always. A true `when` is decided again in the worker: a conditional has no effect of its own, but a lookup in
+    it runs twice then (the roles' one is a first_found)."""
+    if _RawTaskResult is None:
+        return None
     if not task.when or task.loop_with or task.loop is not None or task.delegate_to or task.throttle:
         return None  # (a throttle is templated before any worker starts, as ansible-core does, and may fail there)
     variables = dict(task_vars)
@@ -254,7 +262,7 @@ def skipped_here(loader: Any, host: Any, task: Any, task_vars: dict[str, Any], p
     variables["ansible_search_path"] = search_path
     templar = TemplateEngine(loader=loader, variables=variables)
     context: dict[str, Any] = {}
-    with DeferredWarningContext(variables=variables) as warnings:
+    with DeferredWarningContext(variables=variables) as caught:
         try:
             tempvars = variables.copy()
             task_context = play_context.set_task_and_variable_override(task=task, variables=variables, templar=templar)
@@ -268,7 +276,7 @@ def skipped_here(loader: Any, host: Any, task: Any, task_vars: dict[str, Any], p
             task.update_result_no_log(templar, result)
         except Exception:  # noqa: BLE001 - the worker meets it again and reports it as Ansible does
             return None
-        if warnings.get_warnings() or warnings.get_deprecation_warnings():
+        if caught.get_warnings() or caught.get_deprecation_warnings():
             return None  # the worker's result carries them
     return result
 

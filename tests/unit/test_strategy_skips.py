@@ -252,3 +252,9 @@ def test_every_kind_of_skip_prints_registers_and_counts_as_with_ansible_cores_st
     assert ("Conditional result (False) was derived from value of type 'str'" in ours.stderr) == (
         broken_conditionals == "true")
     assert "Failed to convert the throttle value to an integer: 'no_such_throttle' is undefined" in ours.stderr
+
+
+def test_with_an_older_ansible_core_every_task_goes_to_a_worker(strategy, monkeypatch):
+    """Where ansible-core 2.19's parts are missing (the strategy's import found none), nothing is decided here."""
+    monkeypatch.setattr(strategy, "_RawTaskResult", None)
+    assert strategy.skipped_here(None, None, None, {}, None) is None
