@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,9 @@ class Progress:
         self.tty = self.stream.isatty() if tty is None else tty
         self._live = ""
         self._drawn = 0.0
+        # Threads report at once (the demo's checks, one thread per VPS): a line is written whole, in one call, under
+        # the lock, or two lines could run into one (print writes the text and its newline apart).
+        self._lock = threading.RLock()
 
     def _stamp(self) -> str:
         return f"[{time.monotonic() - self.start:6.1f}s]"
@@ -35,10 +39,12 @@ class Progress:
     def say(self, message: str) -> None:
         if self.quiet:
             return
-        self._erase()
-        print(f"{self._stamp()} {message}", file=self.stream, flush=True)
-        if self._live:
-            self._draw()
+        with self._lock:
+            self._erase()
+            self.stream.write(f"{self._stamp()} {message}\n")
+            self.stream.flush()
+            if self._live:
+                self._draw()
 
     def detail(self, message: str) -> None:
         """A line only for -v: build steps, each check's reply."""
@@ -47,14 +53,16 @@ class Progress:
 
     def live(self, message: str) -> None:
         """The line redrawn in place on a terminal (at most every LIVE_INTERVAL); nothing elsewhere."""
-        self._live = message
-        if self.tty and not self.quiet and time.monotonic() - self._drawn >= LIVE_INTERVAL:
-            self._erase()
-            self._draw()
+        with self._lock:
+            self._live = message
+            if self.tty and not self.quiet and time.monotonic() - self._drawn >= LIVE_INTERVAL:
+                self._erase()
+                self._draw()
 
     def end_live(self) -> None:
-        self._erase()
-        self._live = ""
+        with self._lock:
+            self._erase()
+            self._live = ""
 
     def _draw(self) -> None:
         if not self.tty or not self._live:

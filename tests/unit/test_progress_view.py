@@ -7,9 +7,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -258,3 +260,35 @@ def test_a_step_takes_two_lines_without_a_terminal_and_one_on_a_terminal():
         assert text.count("\n") == lines, repr(text)
         # what stays on the screen after the last erase of the live line
         assert text.split("\r\x1b[K")[-1].endswith("] building image maillab-dns: done in 0.0s\n"), repr(text)
+
+
+class _SlowStream(io.StringIO):
+    """A stream whose every write lets other threads run in the middle of it, as a pipe to a busy reader does."""
+
+    def write(self, text: str) -> int:
+        for ch in text:
+            super().write(ch)
+            time.sleep(0)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_lines_said_by_many_threads_at_once_each_stay_one_whole_line():
+    stream = _SlowStream()
+    progress = Progress(stream=stream)
+
+    def report(n: int) -> None:
+        for k in range(40):
+            progress.say(f"vps{n} check {k} as promised")
+
+    threads = [threading.Thread(target=report, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 8 * 40
+    assert all(re.fullmatch(r"\[ *\d+\.\ds\] vps\d check \d+ as promised", line) for line in lines), \
+        [line for line in lines if not re.fullmatch(r"\[ *\d+\.\ds\] vps\d check \d+ as promised", line)][:3]
