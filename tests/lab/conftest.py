@@ -67,8 +67,24 @@ def lab_host(variant: str | None = None, release: str | None = None, *, feature:
     return found[nth]
 
 
+# Seconds (setup, call and teardown) per test module: which modules the lab session's time goes to.
+MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    module = report.nodeid.split("::")[0]
+    MODULE_SECONDS[module] = MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
-    """The session's playbook runs by playbook: how many, how long in all, and their share of the session."""
+    """The session's time by test module, and its playbook runs by playbook: how many, how long in all, and their
+    share of the session."""
+    if MODULE_SECONDS:
+        terminalreporter.write_sep("=", "seconds per test module (setup, call, teardown)")
+        rows = [("MODULE", "SECONDS")] + [(m, f"{s:.0f}") for m, s in
+                                          sorted(MODULE_SECONDS.items(), key=lambda kv: -kv[1])]
+        for line in align(rows, rule="  "):
+            terminalreporter.write_line(line)
     try:
         runs = [json.loads(line) for line in RUN_LOG.read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
