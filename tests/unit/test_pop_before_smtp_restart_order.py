@@ -44,6 +44,30 @@ def test_on_removal_dovecot_restarts_after_the_hook_goes_and_before_the_post_log
     assert tasks[script_gone]["ansible.builtin.file"]["state"] == "absent"
 
 
+def stops(unit: str):
+    def found(task: dict) -> bool:
+        service = task.get("ansible.builtin.systemd_service") or {}
+        return service.get("state") == "stopped" and unit in task.get("loop", [service.get("name")])
+    return found
+
+
+def test_on_removal_nothing_that_writes_the_relay_map_still_runs_when_the_map_goes():
+    """An expiry run or a POP3 login's helper, running when the files went, wrote the map and the state file again
+    (a lab run: the next site.yml had them to remove). The timer and its service stop (stopping the service ends a
+    run in progress), and dovecot restarts without the hook (ending its processes), before the helper and the maps
+    go."""
+    tasks = block("absent")
+    timer, service = (position(tasks, stops(u)) for u in ("pop-before-smtp-expire.timer",
+                                                           "pop-before-smtp-expire.service"))
+    hook_gone, restart = position(tasks, writes("/etc/dovecot/conf.d/95-pop-before-smtp.conf")), position(tasks, restarts)
+    for path in ("/usr/local/sbin/pop-before-smtp", "{{ pop_before_smtp_map }}", "{{ pop_before_smtp_map }}.db",
+                 "{{ pop_before_smtp_state_file }}", "{{ pop_before_smtp_grace_map }}.db",
+                 "/etc/systemd/system/pop-before-smtp-expire.timer"):
+        gone = position(tasks, writes(path))
+        assert max(timer, service) < hook_gone < restart < gone, path
+    assert tasks[restart]["when"] == "__pbs_hook_removed.changed"  # the restart follows the hook, not the maps
+
+
 def test_on_install_the_script_is_there_before_the_hook_that_calls_it_and_dovecot_restarts_after_the_hook():
     tasks = block("present")
     script = position(tasks, writes(SCRIPT))
