@@ -272,3 +272,11 @@ def test_the_exceptions_file_is_read_as_the_helper_writes_it(tmp_path):
     assert load("relay_audit").read_exceptions(str(f)) == [("mailbox", "bob", "2027-01-31"),
                                                          ("network", "192.0.2.0/28", "2026-12-01")]
     assert load("relay_audit").read_exceptions(str(tmp_path / "missing")) == []
+
+
+def test_a_journal_a_few_minutes_old_spans_those_minutes_not_zero_days():
+    """A host booted seven minutes ago: its log span is 0.00486 days, which a gate of a few seconds' quiet accepts
+    (rounded to 0.01 day it read 0.0, and the rollout held the host: a lab run of test_d_grace on a new lab)."""
+    head = NOW - dt.timedelta(minutes=7)
+    span = ra.log_span(SINCE, NOW, {"kind": "journal", "head": head}, None)
+    assert span["log_span_days"] == round(7 / 1440, 5) and span["log_span_days"] > 6 / 86400

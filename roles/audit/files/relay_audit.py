@@ -370,7 +370,8 @@ def log_span(since: dt.datetime, now: dt.datetime, source: dict, earliest: dt.da
     start = max(since, oldest) if oldest else None
     return {"log_source": source.get("kind", "none"),
             "log_from": start.isoformat(timespec="seconds") if start else None,
-            "log_span_days": round((now - start).total_seconds() / 86400, 2) if start else 0.0,
+            # to the second: rounded to 0.01 day (14 min), a young log read as 0 days and held a gate of seconds
+            "log_span_days": round((now - start).total_seconds() / 86400, 5) if start else 0.0,
             "log_shorter_than_asked": start is None or start > since,
             "log_note": "" if start == since else
             (f"{socket.getfqdn()}: the mail logs reach back only {(now - start).total_seconds() / 86400:.2f} days"
