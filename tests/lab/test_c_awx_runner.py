@@ -24,8 +24,10 @@ SLICES = 2
 # Fields of a fleet report row that move with the mail traffic between two jobs a few seconds apart.
 MOVING = {"queue", "held_by_sending_limit"}
 # Fields of an audit row that say when its job ran: the start of the period it looked at (now minus audit_days),
-# also named in the note on how far the logs reach.
-RUN_TIME = {"since", "log_note"}
+# also named in the note on how far the logs reach, and how far back the logs reach from that moment (to the second).
+RUN_TIME = {"since", "log_note", "log_span_days"}
+# Two jobs of one test run minutes apart at most: their spans of the same log differ by less than this (days).
+SPAN_DRIFT_DAYS = 0.01
 # What AWX gives each job of a sliced job template: the slices run as a workflow job of the template's own name.
 AWX_SLICE_VARS = {"awx_job_id": 41, "awx_job_template_name": "Rollout to SMTP-Auth only",
                   "awx_workflow_job_id": 40, "awx_workflow_job_name": "Rollout to SMTP-Auth only",
@@ -105,11 +107,17 @@ def test_the_audit_sliced_merges_by_host_into_the_unsliced_audit(inventory, path
     whole, parts, _ = sliced_and_whole(tmp_path, inventory, Path(paths.inventory).parent / "host_vars",
                                        "playbooks/audit-pop-before-smtp.yml")
     assert whole.rc == 0 and all(p.rc == 0 for p in parts), [j.stdout[-2000:] for j in (whole, *parts)]
-    merged = {}
+    merged, spans = {}, {}
     for part in parts:
-        merged.update(rows_by_host(part.artifacts["sendmail_fleet_reports"]["audit"], "name", RUN_TIME))
-    assert merged == rows_by_host(whole.artifacts["sendmail_fleet_reports"]["audit"], "name", RUN_TIME)
+        rows = part.artifacts["sendmail_fleet_reports"]["audit"]
+        merged.update(rows_by_host(rows, "name", RUN_TIME))
+        spans.update({r["name"]: r["log_span_days"] for r in rows})
+    whole_rows = whole.artifacts["sendmail_fleet_reports"]["audit"]
+    assert merged == rows_by_host(whole_rows, "name", RUN_TIME)
     assert set(merged) == set(inventory["all"]["children"]["fleet"]["hosts"])
+    # The same log, read a little later or earlier: the span moves by the time between the jobs, not by its start.
+    drift = {r["name"]: abs(r["log_span_days"] - spans[r["name"]]) for r in whole_rows}
+    assert all(d < SPAN_DRIFT_DAYS for d in drift.values()), drift
 
 
 def test_the_rollout_run_as_a_slice_stops_before_any_change_and_says_why(inventory, paths, tmp_path,
