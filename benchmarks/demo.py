@@ -4,7 +4,8 @@ Run it with the host's python3 (standard library only: on a fresh machine there 
     python3 benchmarks/demo.py LABEL              clones HEAD into a temporary folder, runs `make demo` there
     python3 benchmarks/demo.py LABEL --from FILE  the same table from the saved output of such a run
                                                   (FILE's first line: "# started <unix time> state: <text>")
-It writes benchmarks/results/demo_LABEL.md (the whole output goes to .lab/demo_LABEL.out, not committed). It takes its clone's lab down and removes nothing else: for "a fresh machine" take away the Docker engine,
+It writes benchmarks/results/demo_LABEL.md (the whole output goes to .lab/demo_LABEL.out, not committed).
+It takes its clone's lab down and removes nothing else: for "a fresh machine" take away the Docker engine,
 its images and the apt cache first (the results file records what was there: engine answering, lab images).
 """
 
