@@ -368,13 +368,14 @@ def log_span(since: dt.datetime, now: dt.datetime, source: dict, earliest: dt.da
     log_span_days >= N: no POP-before-SMTP line in a day of logs proves nothing about the two weeks before."""
     oldest = source.get("head") if source.get("kind") == "journal" else earliest
     start = max(since, oldest) if oldest else None
+    days = (now - start).total_seconds() / 86400 if start else 0.0
     return {"log_source": source.get("kind", "none"),
             "log_from": start.isoformat(timespec="seconds") if start else None,
             # to the second: rounded to 0.01 day (14 min), a young log read as 0 days and held a gate of seconds
-            "log_span_days": round((now - start).total_seconds() / 86400, 5) if start else 0.0,
+            "log_span_days": round(days, 5),
             "log_shorter_than_asked": start is None or start > since,
             "log_note": "" if start == since else
-            (f"{socket.getfqdn()}: the mail logs reach back only {(now - start).total_seconds() / 86400:.2f} days"
+            (f"{socket.getfqdn()}: the mail logs reach back only {days:.2f} days"
              f" (from {start.isoformat(timespec='seconds')}), not to {since.isoformat(timespec='seconds')}: no"
              " POP-before-SMTP relay there says nothing about the time before" if start else
              f"{socket.getfqdn()}: no mail log was found to read")}
