@@ -154,6 +154,35 @@ def test_the_roles_alone_leave_the_hosts_as_mail_host_makes_them(roles_alone, pa
         assert checks.local_delivery().passed, checks.results[-1].detail
 
 
+HOOK = ["/etc/dovecot/conf.d/95-pop-before-smtp.conf", "/etc/systemd/system/dovecot.service.d/pop-before-smtp.conf"]
+
+
+def test_a_removal_cut_off_before_dovecot_restarted_is_finished_by_the_next_run_and_pop3_logins_keep_working(
+        roles_alone, paths, maillab, provisioned):
+    """The pop_before_smtp removal deletes the hook, restarts dovecot, then deletes the post-login script. A run
+    that lost its controller between the first two leaves a dovecot that still calls the script; the next run finds
+    no hook to delete, and without a restart of its own would delete the script under that dovecot."""
+    node = provisioned.get(BOTH_WAYS)
+    checks = Checks(maillab, node)
+    code, out = maillab.sh(node, "rm " + " ".join(HOOK))  # what the cut-off run did, without its restart
+    assert code == 0, out
+    try:
+        run = playbook(paths, "-e", f"pbs_removed_on={BOTH_WAYS}", name=PLAYBOOKS / "pop-before-smtp-removed.yml")
+        assert run.returncode == 0, run.stdout[-4000:]
+        pop = maillab.pop3("client1", node, checks.alice.user, checks.alice.password)
+        assert pop["ok"], pop["steps"]  # not "-ERR EOF" after PASS: dovecot no longer calls the script it lost
+        code, out = maillab.sh(node, "ls /usr/local/lib/pop-before-smtp-postlogin " + " ".join(HOOK))
+        assert code != 0 and out.count("No such file") == 3, out  # the removal finished
+        assert (f"pop_before_smtp : POP-before-SMTP | Restart what runs the hook (only where it is running): "
+                f"{BOTH_WAYS}") in changed_tasks(run.stdout), changed_tasks(run.stdout)
+        again = playbook(paths, "-e", f"pbs_removed_on={BOTH_WAYS}", name=PLAYBOOKS / "pop-before-smtp-removed.yml")
+        assert again.returncode == 0 and recap(again.stdout)[BOTH_WAYS]["changed"] == 0, changed_tasks(again.stdout)
+    finally:
+        back = playbook(paths, "-l", BOTH_WAYS)  # the host's variant wants POP-before-SMTP: site.yml puts it back
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert checks.pop_login_relay().passed, checks.results[-1].detail
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """The collection artifact, built from this checkout and installed into an empty collections path."""

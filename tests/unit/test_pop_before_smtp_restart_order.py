@@ -5,6 +5,7 @@ restart: POP3 logins ended after PASS)."""
 
 from __future__ import annotations
 
+import jinja2
 import yaml
 
 from sendmail_fleet import repo_root
@@ -65,7 +66,29 @@ def test_on_removal_nothing_that_writes_the_relay_map_still_runs_when_the_map_go
                  "/etc/systemd/system/pop-before-smtp-expire.timer"):
         gone = position(tasks, writes(path))
         assert max(timer, service) < hook_gone < restart < gone, path
-    assert tasks[restart]["when"] == "__pbs_hook_removed.changed"  # the restart follows the hook, not the maps
+    assert "__pbs_removed" not in tasks[restart]["when"]  # the restart follows the hook, not the maps
+
+
+def restarts_when(tasks: list[dict], hook_removed_now: bool, script_still_there: bool) -> bool:
+    """The removal's restart condition, evaluated as Ansible would for one host."""
+    condition = jinja2.Environment().compile_expression(tasks[position(tasks, restarts)]["when"])
+    return bool(condition(__pbs_hook_removed={"changed": hook_removed_now},
+                          __pbs_script_left={"stat": {"exists": script_still_there}}))
+
+
+def test_on_removal_dovecot_restarts_when_an_earlier_removal_stopped_between_the_hook_and_the_restart():
+    """A run that lost its controller after removing the hook and before dovecot's restart leaves a dovecot that
+    still calls the post-login script. The next run finds the hook gone already: it must restart all the same,
+    because the script is still there, before the script goes."""
+    tasks = block("absent")
+    looked = position(tasks, lambda t: (t.get("ansible.builtin.stat") or {}).get("path") == SCRIPT)
+    script_gone = position(tasks, lambda t: (t.get("ansible.builtin.file") or {}).get("path") == SCRIPT)
+    assert looked < position(tasks, restarts) < script_gone
+    assert tasks[looked]["register"] == "__pbs_script_left"
+    assert restarts_when(tasks, hook_removed_now=False, script_still_there=True)
+    assert restarts_when(tasks, hook_removed_now=True, script_still_there=True)
+    assert restarts_when(tasks, hook_removed_now=True, script_still_there=False)  # the script removed by hand
+    assert not restarts_when(tasks, hook_removed_now=False, script_still_there=False)  # removed before: no restart
 
 
 def test_on_install_the_script_is_there_before_the_hook_that_calls_it_and_dovecot_restarts_after_the_hook():
