@@ -126,6 +126,35 @@ def test_broken_input_is_refused_on_debian_12_and_13_and_the_running_config_stil
         assert checks.auth_offer().passed, (node.short, checks.results[-1].detail)
 
 
+SASL_CONF = "/etc/sasl2/Sendmail.conf"
+
+
+def test_a_restart_notified_before_a_task_that_fails_still_happens_so_no_later_run_has_to_find_it(
+        provisioned, paths, maillab):
+    """sendmail reads Cyrus SASL's Sendmail.conf (its mech_list) only when it starts. A run whose sasl role puts that
+    file right, and whose sendmail build then fails, must still restart sendmail: the next run finds the file right
+    and notifies nothing, so a restart dropped with the failed host would never come."""
+    name = AUTH_ONLY_PER_RELEASE[0]
+    node = provisioned.get(name)
+    checks = Checks(maillab, node)
+    # sendmail started on a mech list without PLAIN, as if an earlier Sendmail.conf had said so. Stopped and started
+    # as the role's helper does it: Debian's init script alone can leave the old daemon on the ports.
+    code, out = maillab.sh(node, f"sed -i 's/^mech_list: .*/mech_list: LOGIN/' {SASL_CONF} && systemctl stop sendmail"
+                                 " && { pkill -TERM -x sendmail-mta; true; } && for i in $(seq 150); do ss -Hltn "
+                                 "'sport = :587' | grep -q . || break; sleep 0.2; done && systemctl start sendmail && "
+                                 "for i in $(seq 150); do ss -Hltn 'sport = :587' | grep -q . && exit 0; sleep 0.2; "
+                                 "done; exit 1")
+    assert code == 0, out
+    refused = checks.auth_relay("PLAIN")
+    assert refused.seen == "504", refused  # 504 5.3.3: the mechanism is not offered
+    run = playbook(paths, "-l", name, "-e", json.dumps({"sendmail_mc_extra": BROKEN["m4 error"][0]}))
+    assert run.returncode != 0 and "m4 refused" in run.stdout, run.stdout[-3000:]
+    assert recap(run.stdout)[name]["failed"] == 1, run.stdout[-3000:]
+    assert "mech_list: PLAIN LOGIN" in maillab.sh(node, f"cat {SASL_CONF}")[1]
+    relayed = checks.auth_relay("PLAIN")
+    assert relayed.passed, relayed.detail  # sendmail restarted on the file the failed run put right
+
+
 # pop-before-smtp on each release (on Debian 12 the host given only its set-up date, in the default lab).
 LEGACY_PER_RELEASE = (lab_host("pop-before-smtp", DEBIAN_13), lab_host("pop-before-smtp", DEBIAN_12))
 

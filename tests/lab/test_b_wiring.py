@@ -206,6 +206,7 @@ def fqcn_playbook(tmp: Path) -> tuple[Path, dict[str, str]]:
         - name: A mail host from the installed collection
           hosts: {ARTIFACT}
           become: true
+          force_handlers: true
           roles:
             - role: sendmail_fleet.mail.mail_host
         """))
