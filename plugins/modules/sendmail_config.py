@@ -21,7 +21,9 @@ description:
   - When anything differs, stages the .mc, compiles it with m4 and checks the .cf with sendmail itself (the
     helper's build), then installs, restarts and verifies it as one transaction that outlives the connection
     (the helper's detached apply); on a failed verify the previous pair comes back, restarted and verified.
-  - When only the daemon is older than the live .cf, restarts and verifies it (the helper's detached restart).
+  - When only the daemon is older than the live .cf or than a file it reads only as it starts (spec's start_files:
+    the SASL config, the certificate; written by a run that lost its controller before its restart handler ran),
+    restarts and verifies it (the helper's detached restart).
   - In check mode nothing is written or restarted; the task reports changed, with the drift as sentences.
 options:
   helper: {description: Path of the switch helper on the host., type: path, required: true}
@@ -30,8 +32,8 @@ options:
   fqdn: {description: The host's name; the checked .cf must route postmaster@ it to a local mailer., type: str,
          required: true}
   variant: {description: The variant's name, for messages., type: str, required: true}
-  restart_stale: {description: Restart a daemon that started before the live .cf was installed., type: bool,
-                  default: true}
+  restart_stale: {description: Restart a daemon that started before the live .cf was installed or before one of
+                  the spec's start_files changed., type: bool, default: true}
 """
 
 RETURN = r"""
@@ -100,7 +102,10 @@ def converge(p: dict[str, Any], run: Run, check_mode: bool, want_diff: bool) -> 
     unfinished = state.get("unfinished")
     needs_build = (mc_changed or not state.get("cf_exists", False) or not state.get("cf_matches_mc", False)
                    or (isinstance(unfinished, dict) and not unfinished.get("running")))
-    needs_restart = p["restart_stale"] and bool(state.get("daemon_older_than_cf")) and not needs_build
+    # What the running daemon has not read yet: a .cf installed after it started, or a file it reads only at start.
+    stale = ((["the live sendmail.cf was installed"] if state.get("daemon_older_than_cf") else [])
+             + ([f"{', '.join(state['changed_since_start'])} changed"] if state.get("changed_since_start") else []))
+    needs_restart = p["restart_stale"] and bool(stale) and not needs_build
     if check_mode:
         result["changed"] = mc_changed or bool(result["drift"])
         result["msg"] = "; ".join((["sendmail.mc differs (--diff shows how)"] if mc_changed else [])
@@ -129,7 +134,7 @@ def converge(p: dict[str, Any], run: Run, check_mode: bool, want_diff: bool) -> 
         if rc != 0:
             raise Failed(f"sendmail did not come back as {p['variant']} promises after a restart: "
                          f"{switch.get('detail') or err.strip()[:300]}", result)
-        result["msg"] = "restarted: the daemon had started before the live sendmail.cf was installed"
+        result["msg"] = f"restarted: the daemon had started before {' and '.join(stale)}"
     else:
         result["msg"] = f"the live config is what {p['variant']} builds, and the daemon runs it"
     return result

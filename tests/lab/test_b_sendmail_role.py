@@ -137,14 +137,8 @@ def test_a_restart_notified_before_a_task_that_fails_still_happens_so_no_later_r
     name = AUTH_ONLY_PER_RELEASE[0]
     node = provisioned.get(name)
     checks = Checks(maillab, node)
-    # sendmail started on a mech list without PLAIN, as if an earlier Sendmail.conf had said so. Stopped and started
-    # as the role's helper does it: Debian's init script alone can leave the old daemon on the ports.
-    code, out = maillab.sh(node, f"sed -i 's/^mech_list: .*/mech_list: LOGIN/' {SASL_CONF} && systemctl stop sendmail"
-                                 " && { pkill -TERM -x sendmail-mta; true; } && for i in $(seq 150); do ss -Hltn "
-                                 "'sport = :587' | grep -q . || break; sleep 0.2; done && systemctl start sendmail && "
-                                 "for i in $(seq 150); do ss -Hltn 'sport = :587' | grep -q . && exit 0; sleep 0.2; "
-                                 "done; exit 1")
-    assert code == 0, out
+    # sendmail started on a mech list without PLAIN, as if an earlier Sendmail.conf had said so.
+    start_sendmail_on_login_only(maillab, node)
     refused = checks.auth_relay("PLAIN")
     assert refused.seen == "504", refused  # 504 5.3.3: the mechanism is not offered
     run = playbook(paths, "-l", name, "-e", json.dumps({"sendmail_mc_extra": BROKEN["m4 error"][0]}))
@@ -153,6 +147,44 @@ def test_a_restart_notified_before_a_task_that_fails_still_happens_so_no_later_r
     assert "mech_list: PLAIN LOGIN" in maillab.sh(node, f"cat {SASL_CONF}")[1]
     relayed = checks.auth_relay("PLAIN")
     assert relayed.passed, relayed.detail  # sendmail restarted on the file the failed run put right
+
+
+def start_sendmail_on_login_only(maillab, node, keep: str = "") -> None:
+    """sendmail restarted on a Sendmail.conf whose mech_list is LOGIN (AUTH PLAIN then gets 504), the file first
+    copied to `keep` when given. Stopped and started as the role's helper does it: Debian's init script alone can
+    leave the old daemon on the ports in the lab's containers."""
+    code, out = maillab.sh(node, (f"cp -p {SASL_CONF} {keep} && " if keep else "")
+                           + f"sed -i 's/^mech_list: .*/mech_list: LOGIN/' {SASL_CONF} && systemctl stop sendmail"
+                           " && { pkill -TERM -x sendmail-mta; true; } && for i in $(seq 150); do ss -Hltn "
+                           "'sport = :587' | grep -q . || break; sleep 0.2; done && systemctl start sendmail && "
+                           "for i in $(seq 150); do ss -Hltn 'sport = :587' | grep -q . && exit 0; sleep 0.2; "
+                           "done; exit 1")
+    assert code == 0, out
+
+
+def test_a_sasl_config_written_by_a_run_that_lost_its_controller_before_the_restart_is_put_in_force_by_the_next_run(
+        provisioned, paths, maillab):
+    """The sasl role put Sendmail.conf right and notified the restart, then the controller was lost before the
+    handler ran (force_handlers cannot help there). The next run finds the file right and notifies nothing; the
+    deploy's check sees a daemon that started before the file changed and restarts it, once."""
+    name = AUTH_ONLY_PER_RELEASE[1]
+    node = provisioned.get(name)
+    checks = Checks(maillab, node)
+    keep = "/root/Sendmail.conf.as-the-role-writes-it"
+    start_sendmail_on_login_only(maillab, node, keep=keep)
+    assert checks.auth_relay("PLAIN").seen == "504"
+    # What the lost run left: the role's file in place (written after the daemon started), and no restart.
+    code, out = maillab.sh(node, f"cat {keep} > {SASL_CONF} && rm -f {keep}")
+    assert code == 0, out
+    assert checks.auth_relay("PLAIN").seen == "504", "sendmail read Sendmail.conf without a restart"
+    run = playbook(paths, "-l", name)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert [t for t in changed_tasks(run.stdout) if "Sendmail.conf" in t or "SASL" in t] == [], changed_tasks(run.stdout)
+    assert any(t.startswith("sendmail : Deploy |") for t in changed_tasks(run.stdout)), changed_tasks(run.stdout)
+    relayed = checks.auth_relay("PLAIN")
+    assert relayed.passed, relayed.detail
+    again = playbook(paths, "-l", name)
+    assert again.returncode == 0 and recap(again.stdout)[name]["changed"] == 0, changed_tasks(again.stdout)
 
 
 # pop-before-smtp on each release (on Debian 12 the host given only its set-up date, in the default lab).

@@ -116,6 +116,17 @@ def test_a_daemon_older_than_the_live_cf_is_restarted_not_rebuilt(host):
     assert not mod.converge(host, helper, check_mode=False, want_diff=False)["changed"]
 
 
+def test_a_daemon_older_than_a_file_it_reads_only_at_start_is_restarted_and_the_message_names_the_file(host):
+    live(host, MC)
+    helper = Helper({**GOOD, "changed_since_start": ["/etc/sasl2/Sendmail.conf"]}, restart=(0, {"result": "restarted"}))
+    out = mod.converge(host, helper, check_mode=False, want_diff=False)
+    assert helper.asked == ["check", "restart"] and (out["changed"], out["built"], out["restarted"]) == (True, False, True)
+    assert out["msg"] == "restarted: the daemon had started before /etc/sasl2/Sendmail.conf changed"
+    host["restart_stale"] = False
+    helper = Helper({**GOOD, "changed_since_start": ["/etc/sasl2/Sendmail.conf"]})
+    assert not mod.converge(host, helper, check_mode=False, want_diff=False)["changed"] and helper.asked == ["check"]
+
+
 def test_a_restart_that_fails_its_verify_fails_the_task(host):
     live(host, MC)
     helper = Helper({**GOOD, "daemon_older_than_cf": True}, restart=(1, {"result": "failed", "detail": "no AUTH"}))

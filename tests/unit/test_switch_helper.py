@@ -316,6 +316,36 @@ def test_check_sees_a_daemon_started_before_the_cf_was_installed(spec, tmp_path:
     assert sw.check(spec, pidfile=str(pidfile), compile_=same)["daemon_older_than_cf"]
 
 
+def test_check_names_each_start_file_written_after_the_daemon_started_and_ignores_older_and_missing_ones(
+        spec, tmp_path: Path):
+    """The SASL config or the certificate written by a run whose restart handler never ran (the controller was
+    lost): the daemon still runs on what was there before, and check says which file it has not read."""
+    pidfile = tmp_path / "sendmail.pid"
+    pidfile.write_text(f"{os.getpid()}\n/usr/sbin/sendmail-mta -bd\n")  # this test process plays the daemon
+    started = time.time() - 3600
+    os.utime(pidfile, (started, started))
+    os.utime(spec.mail_dir / "sendmail.cf", (started - 60, started - 60))
+    sasl, cert, gone = tmp_path / "Sendmail.conf", tmp_path / "cert.pem", tmp_path / "relay-domains"
+    for f, when in ((sasl, started + 30), (cert, started - 30)):
+        f.write_text("x\n")
+        os.utime(f, (when, when))
+    spec.start_files = [sasl, cert, gone]
+    same = lambda mc: cf("O LogLevel=9\n")  # noqa: E731
+    out = sw.check(spec, pidfile=str(pidfile), compile_=same)
+    assert out["changed_since_start"] == [str(sasl)] and not out["daemon_older_than_cf"]
+    assert out["drift"] == [f"the running daemon started before {sasl} changed (sendmail reads them only as it starts)"]
+    os.utime(cert, (started + 40, started + 40))
+    assert sw.check(spec, pidfile=str(pidfile), compile_=same)["changed_since_start"] == [str(sasl), str(cert)]
+    assert sw.check(spec, pidfile="/nonexistent", compile_=same)["changed_since_start"] == [], \
+        "no daemon runs: its next start reads every file"
+
+
+def test_the_spec_names_the_start_files():
+    raw = json.dumps({"mail_dir": "/etc/mail", "start_files": ["/etc/sasl2/Sendmail.conf"]})
+    assert sw.Spec.parse(raw).start_files == [Path("/etc/sasl2/Sendmail.conf")]
+    assert sw.Spec.parse("{}").start_files == []
+
+
 def test_a_pid_file_left_by_a_daemon_that_is_gone_means_no_daemon(tmp_path: Path):
     pidfile = tmp_path / "sendmail.pid"
     pidfile.write_text("4194000\n")

@@ -6,7 +6,8 @@
                                  failure put the backup back, restart and verify that.
   sendmail-switch restart SPEC   restart and verify (after a certificate or SASL change).
   sendmail-switch check SPEC     read-only: does the live .cf match what the live .mc compiles to, did the
-                                 running daemon start after the .cf was installed, is a switch unfinished.
+                                 running daemon start after the .cf was installed and after each of the files
+                                 it reads only as it starts (start_files), is a switch unfinished.
   sendmail-switch build FQDN [--stale] MC CF [MC CF ...]
                                  compile each MC with m4 into CF.new, check it with sendmail itself (it loads,
                                  it routes postmaster@FQDN to a local mailer) and only then rename it to CF;
@@ -17,10 +18,12 @@
 
 SPEC is one JSON object (no secret is ever in it): {"mail_dir", "state_dir", "greet": [[host, port], ...],
 "offers": {"PORT": {"starttls": bool, "implicit_tls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds,
-"offers_by_variant": {VARIANT: offers, ...}}. "auth" lists the mechanisms the port must offer after STARTTLS, or
+"offers_by_variant": {VARIANT: offers, ...}, "start_files": [PATH, ...]}. "auth" lists the mechanisms the port must offer after STARTTLS, or
 after the handshake on an implicit_tls port such as 465 ([] for none; null: not checked). "offers" is what the
 config being installed must offer; a config put back after a failed switch is verified against the offers of the
-variant its sendmail.mc names (offers_by_variant; one it does not list: its greetings only).
+variant its sendmail.mc names (offers_by_variant; one it does not list: its greetings only). "start_files" are
+the files besides the .cf that sendmail reads only as it starts (the .cf's class files, Cyrus SASL's Sendmail.conf,
+the certificate and key): one written after the daemon started is not in force until a restart.
 
 A journal (STATE_DIR/switch.json) is written before the live files change and removed when the transaction
 has ended: a switch that died half-way (host crash, killed unit) is reported by `check` as unfinished, and
@@ -75,6 +78,7 @@ class Spec:
     timeout: float = 30.0
     offers_by_variant: dict[str, dict[int, dict]] = field(default_factory=dict)
     records: list[Path] = field(default_factory=list)  # the rollout's record, then where it was before
+    start_files: list[Path] = field(default_factory=list)  # read by the daemon only as it starts
 
     @classmethod
     def parse(cls, text: str) -> Spec:
@@ -87,6 +91,7 @@ class Spec:
             timeout=float(raw.get("timeout", 30)),
             offers_by_variant={str(v): _offers(o) for v, o in raw.get("offers_by_variant", {}).items()},
             records=[Path(p) for p in raw.get("records", [])],
+            start_files=[Path(p) for p in raw.get("start_files", [])],
         )
 
     def offers_of(self, mc: Path) -> tuple[str, dict[int, dict] | None]:
@@ -442,6 +447,24 @@ def drift(state: dict) -> list[str]:
         out.append(f"a switch did not finish ({unfinished.get('state')})")
     if state.get("daemon_older_than_cf"):
         out.append("the running daemon started before the live sendmail.cf was installed")
+    if state.get("changed_since_start"):
+        out.append(f"the running daemon started before {', '.join(state['changed_since_start'])} changed "
+                   "(sendmail reads them only as it starts)")
+    return out
+
+
+def changed_since(files: Iterable[Path], started: float | None) -> list[str]:
+    """Those of `files` written after a daemon that started at `started` (none when no daemon runs: the next start
+    reads them all). A file that is not there is not a change the daemon missed."""
+    if started is None:
+        return []
+    out = []
+    for f in files:
+        try:
+            if f.stat().st_mtime > started:
+                out.append(str(f))
+        except OSError:
+            continue
     return out
 
 
@@ -455,7 +478,8 @@ def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
     mc, cf = spec.mail_dir / "sendmail.mc", spec.mail_dir / "sendmail.cf"
     out: dict = {"live": variant_of(mc), "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
                  "daemon_started": daemon_started(pidfile), "cf_installed": None, "daemon_older_than_cf": False,
-                 "unfinished": None}
+                 "changed_since_start": [], "unfinished": None}
+    out["changed_since_start"] = changed_since(spec.start_files, out["daemon_started"])
     out["recorded"], out["record_problem"] = recorded(spec.records)
     journal = read_journal(spec)
     if journal is not None:
