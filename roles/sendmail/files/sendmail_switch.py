@@ -18,12 +18,13 @@
 
 SPEC is one JSON object (no secret is ever in it): {"mail_dir", "state_dir", "greet": [[host, port], ...],
 "offers": {"PORT": {"starttls": bool, "implicit_tls": bool, "auth": [MECH, ...] | null}}, "timeout": seconds,
-"offers_by_variant": {VARIANT: offers, ...}, "start_files": [PATH, ...]}. "auth" lists the mechanisms the port must offer after STARTTLS, or
-after the handshake on an implicit_tls port such as 465 ([] for none; null: not checked). "offers" is what the
-config being installed must offer; a config put back after a failed switch is verified against the offers of the
-variant its sendmail.mc names (offers_by_variant; one it does not list: its greetings only). "start_files" are
-the files besides the .cf that sendmail reads only as it starts (the .cf's class files, Cyrus SASL's Sendmail.conf,
-the certificate and key): one written after the daemon started is not in force until a restart.
+"offers_by_variant": {VARIANT: offers, ...}, "start_files": [PATH, ...]}. "auth" lists the mechanisms the port
+must offer after STARTTLS, or after the handshake on an implicit_tls port such as 465 ([] for none; null: not
+checked). "offers" is what the config being installed must offer; a config put back after a failed switch is
+verified against the offers of the variant its sendmail.mc names (offers_by_variant; one it does not list: its
+greetings only). "start_files" are the files besides the .cf that sendmail reads only as it starts (the .cf's
+class files, Cyrus SASL's Sendmail.conf, the certificate and key): one written after the daemon started is not in
+force until a restart.
 
 A journal (STATE_DIR/switch.json) is written before the live files change and removed when the transaction
 has ended: a switch that died half-way (host crash, killed unit) is reported by `check` as unfinished, and
@@ -478,7 +479,7 @@ def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
     mc, cf = spec.mail_dir / "sendmail.mc", spec.mail_dir / "sendmail.cf"
     out: dict = {"live": variant_of(mc), "cf_exists": cf.is_file(), "cf_matches_mc": False, "difference": "",
                  "daemon_started": daemon_started(pidfile), "cf_installed": None, "daemon_older_than_cf": False,
-                 "changed_since_start": [], "unfinished": None}
+                 "unfinished": None}
     out["changed_since_start"] = changed_since(spec.start_files, out["daemon_started"])
     out["recorded"], out["record_problem"] = recorded(spec.records)
     journal = read_journal(spec)
@@ -490,8 +491,7 @@ def _check(spec: Spec, pidfile: str, compile_: Callable[[Path], str]) -> dict:
         out["difference"] = f"{cf} is missing"
         return out
     out["cf_installed"] = cf.stat().st_mtime
-    if out["daemon_started"] is not None:
-        out["daemon_older_than_cf"] = out["daemon_started"] < out["cf_installed"]
+    out["daemon_older_than_cf"] = bool(changed_since([cf], out["daemon_started"]))
     try:
         compiled, live = compile_(mc), cf.read_text(errors="replace")
     except (SwitchError, OSError) as e:
