@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -148,12 +148,12 @@ def wanted(releases: list[str]) -> list[tuple[str, str]]:
     return [("vps", r) for r in releases] + [(n, EQUIPMENT_RELEASE) for n in ("dns", "acme", "client")]
 
 
-def _all_at_once(jobs: list[T], run: Callable[[T], R]) -> list[R]:
-    """run(job) for every job, each in its own thread (the work is mostly downloads, dpkg and the engine's own);
-    the first error is raised once every job has ended."""
+def all_at_once(jobs: Sequence[T], run: Callable[[T], R], most: int | None = None) -> list[R]:
+    """run(job) for every job, each in its own thread, at most `most` at a time (all by default: the work is mostly
+    downloads, dpkg and the engine's own); the first error is raised once every job has ended."""
     if len(jobs) <= 1:
         return [run(j) for j in jobs]
-    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(jobs), most or len(jobs))) as pool:
         futures = [pool.submit(run, j) for j in jobs]
     return [f.result() for f in futures]  # every job has ended here (leaving `with` waits for them)
 
@@ -167,12 +167,12 @@ def ensure_all(client: docker.DockerClient, progress: Progress, releases: list[s
     bases = sorted({release for _, release in missing})
     if any(not _exists(client, tag("base", r)) and not _base_from_registry(client, r) for r in bases):
         _ensure_mmdebstrap(progress)  # once, before the threads: two apt-get runs at once would fight for dpkg's lock
-    made = dict(zip(bases, _all_at_once(bases, lambda r: ensure_base(client, progress, r)), strict=True))
+    made = dict(zip(bases, all_at_once(bases, lambda r: ensure_base(client, progress, r)), strict=True))
 
     def build(pair: tuple[str, str]) -> None:
         name, release = pair
         with progress.step(f"building image {refs[pair]}"):
             _build(client, DOCKER_DIR / name, refs[pair], progress, buildargs={"BASE": made[release]})
 
-    _all_at_once(missing, build)
+    all_at_once(missing, build)
     return {f"vps-{release}" if name == "vps" else name: ref for (name, release), ref in refs.items()}

@@ -28,7 +28,7 @@ import docker
 from . import pki, repo_root
 from .engine import EngineError, connect
 from .engine import ensure as ensure_engine
-from .images import LABEL, ensure_all
+from .images import LABEL, all_at_once, ensure_all
 from .mirror import MirrorNotFound, detect
 from .progress import Progress
 from .topology import (
@@ -281,6 +281,7 @@ def publish_dns(topo: Topology, progress: Progress, client: docker.DockerClient 
 
 
 SENDMAIL_PID = "/run/sendmail/mta/sendmail.pid"
+START_WORKERS = 6  # containers `up` creates or starts at once
 LAB_RESOLV_CONF = "# written by maillab: the lab's DNS answers every name, reverse names of the lab's addresses too\n" \
     "nameserver {dns}\nsearch test\noptions ndots:0\n"
 
@@ -561,30 +562,43 @@ def _up(client: docker.DockerClient, topo: Topology, paths: Paths, progress: Pro
             progress.say(f"removing {c.name} (not in the lab's topology any more)")
             c.remove(force=True)
     _ensure_inotify(len(topo.mail_hosts), progress)
+
+    def bring_up(node: Node) -> None:
+        try:
+            c = client.containers.get(node.name)
+            if not _matches(c, node, topo, images, pubkey, paths.pki, owner):
+                progress.say(f"  {node.name}: out of date, recreating")
+                c.remove(force=True)
+                raise NotFound("recreate")
+            if node.role == "dns":
+                _put_file(c, "/etc/maillab/dnsmasq.conf", dns_conf.encode())
+                c.restart(timeout=2) if c.status == "running" else c.start()
+            elif c.status != "running":
+                progress.say(f"  {node.name}: was {c.status}, starting")
+                c.start()
+        except NotFound:
+            _create(client, node, topo, images, pubkey, dns_conf, paths.pki, owner)
+            _forget_written_variant(paths, node.short)  # a new container runs the topology's variant
+
+    # Several at once: each start mostly waits on the engine (mounts, the network, runc); 17 one after another took
+    # 8.0 s here.
     with progress.step(f"starting {len(topo.nodes)} containers on {topo.subnet}"):
-        for node in topo.nodes:
-            try:
-                c = client.containers.get(node.name)
-                if not _matches(c, node, topo, images, pubkey, paths.pki, owner):
-                    progress.say(f"  {node.name}: out of date, recreating")
-                    c.remove(force=True)
-                    raise NotFound("recreate")
-                if node.role == "dns":
-                    _put_file(c, "/etc/maillab/dnsmasq.conf", dns_conf.encode())
-                    c.restart(timeout=2) if c.status == "running" else c.start()
-                elif c.status != "running":
-                    progress.say(f"  {node.name}: was {c.status}, starting")
-                    c.start()
-            except NotFound:
-                _create(client, node, topo, images, pubkey, dns_conf, paths.pki, owner)
-                _forget_written_variant(paths, node.short)  # a new container runs the topology's variant
+        all_at_once(topo.nodes, bring_up, START_WORKERS)
     deadline = time.monotonic() + 120
-    with progress.step("waiting for systemd and sshd in every VPS"):
-        for node in topo.mail_hosts:
-            _wait_ready(client.containers.get(node.name), node, deadline)
-            _use_lab_dns(client.containers.get(node.name), topo)
-    with progress.step("clients trust the lab's CA and the ACME CA's root"):
-        _trust_lab_cas(client, topo, paths)
+
+    # The clients' trust (it waits for the ACME CA to answer) beside the wait for the mail hosts' systemd and sshd:
+    # neither needs the other (8.4 s and 4.7 s one after the other here).
+    def trust_clients() -> None:
+        with progress.step("clients trust the lab's CA and the ACME CA's root"):
+            _trust_lab_cas(client, topo, paths)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust") as pool:
+        trust = pool.submit(trust_clients)
+        with progress.step("waiting for systemd and sshd in every VPS"):
+            for node in topo.mail_hosts:
+                _wait_ready(client.containers.get(node.name), node, deadline)
+                _use_lab_dns(client.containers.get(node.name), topo)
+        trust.result()
     publish_dns(topo, progress, client)  # keys of hosts provisioned before
     write_inventory(paths, topo, hashes.result())
     progress.say(f"lab is up; inventory: {paths.inventory}")
