@@ -2,7 +2,7 @@
 .PHONY: demo test unit lab lint down
 
 demo:  ## lab fleet up, provisioned, real mail through every variant, a result table
-	scripts/bootstrap.sh .venv/bin/maillab demo
+	scripts/bootstrap.sh --engine .venv/bin/maillab demo
 
 test:  ## every test: the lint gate, the unit tests, then the lab tests (real containers); a failing step ends it
 	scripts/bootstrap.sh scripts/lint.sh

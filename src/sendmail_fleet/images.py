@@ -24,7 +24,7 @@ from docker.errors import BuildError, ImageNotFound
 import docker
 
 from . import repo_root
-from .engine import EngineError, apt_install
+from .engine import EngineError, apt_install, base_source
 from .mirror import detect
 from .progress import Progress
 from .topology import RELEASES
@@ -64,14 +64,6 @@ def _exists(client: docker.DockerClient, ref: str) -> bool:
         return True
     except ImageNotFound:
         return False
-
-
-def base_source() -> str:
-    """Where the base images come from, as the user chose it: MAILLAB_BASE_SOURCE, checked (auto by default)."""
-    choice = os.environ.get("MAILLAB_BASE_SOURCE", "auto")
-    if choice not in ("auto", "registry", "mirror"):
-        raise EngineError(f"MAILLAB_BASE_SOURCE={choice!r}: choose auto, registry or mirror")
-    return choice
 
 
 def _base_from_registry(client: docker.DockerClient, release: str) -> bool:

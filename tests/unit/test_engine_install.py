@@ -57,3 +57,44 @@ def test_an_unknown_base_source_stops_before_apt_and_names_the_choices(monkeypat
     with pytest.raises(engine.EngineError, match=r"MAILLAB_BASE_SOURCE='registy': choose auto, registry or mirror"):
         engine.ensure(tmp_path, Progress())
     assert runs == []
+
+
+def test_the_engine_module_needs_only_the_standard_library_until_it_connects():
+    # The bootstrap runs it with the host's python3 beside pip, before .venv has the Docker SDK.
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['docker'] = None; import sendmail_fleet.engine"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
+def test_install_alone_puts_in_the_packages_ensure_would_and_nothing_where_it_may_not(monkeypatch):
+    runs: list[list[str]] = []
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("MAILLAB_BASE_SOURCE", raising=False)
+    monkeypatch.setattr(engine, "is_debian_like", lambda: True)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    monkeypatch.setattr(engine, "apt_install", lambda packages, progress: runs.append(packages))
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 1000)
+    assert engine.main(["install"]) == 0 and runs == []  # not root: nothing, ensure says what to do
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 0)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")
+    assert engine.main(["install"]) == 0 and runs == []  # the user's own engine: nothing
+    monkeypatch.delenv("DOCKER_HOST")
+    assert engine.main(["install"]) == 0 and runs == [["docker.io", "mmdebstrap"]]
+    assert engine.main([]) == 2
+
+
+def test_an_apt_failure_is_exit_status_1_with_its_message(monkeypatch, capsys):
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(engine, "is_debian_like", lambda: True)
+    monkeypatch.setattr(engine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+
+    def fail(packages, progress):
+        raise engine.EngineError("apt-get install -y -qq docker.io failed: ['E: Unable to locate package docker.io']")
+
+    monkeypatch.setattr(engine, "apt_install", fail)
+    assert engine.main(["install"]) == 1
+    assert "Unable to locate package docker.io" in capsys.readouterr().err
