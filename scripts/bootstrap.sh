@@ -12,6 +12,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; th
   exit 1
 fi
 engine_pid=""
+# A bootstrap that fails while the engine's apt runs waits for it rather than leave it running unseen.
+trap 'if [ -n "$engine_pid" ]; then wait "$engine_pid" 2>/dev/null || true; fi' EXIT
 if [ "${1:-}" = --engine ]; then
   shift
   if ! command -v dockerd >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -42,9 +44,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # Before anything else runs apt (the fail2ban package below): one apt at a time.
-if [ -n "$engine_pid" ] && ! wait "$engine_pid"; then
-  tail -n 5 "$engine_log" >&2
-  echo "bootstrap: warning: installing Docker's engine failed (above; all of it in $engine_log): maillab tries again" >&2
+if [ -n "$engine_pid" ]; then
+  if ! wait "$engine_pid"; then
+    tail -n 5 "$engine_log" >&2
+    echo "bootstrap: warning: installing Docker's engine failed (above; all of it in $engine_log): maillab tries again" >&2
+  fi
+  engine_pid=""
 fi
 # fail2ban's own fail2ban-regex checks the roles' filters in the unit tests: Debian's package, fetched from this host's
 # apt mirror and unpacked (not installed) into the lab's cache once, here, so that the tests need no network.
@@ -69,4 +74,6 @@ if [ "$(readlink "$link" 2>/dev/null)" != "../../.." ]; then
   mkdir -p "$(dirname "$link")"
   ln -sfn ../../.. "$link"
 fi
-[ $# -gt 0 ] && exec "$@"
+if [ $# -gt 0 ]; then
+  exec "$@"
+fi

@@ -76,3 +76,10 @@ def test_a_failed_engine_install_is_a_warning_and_the_command_still_runs(tmp_pat
     assert calls == ["src -m sendmail_fleet.engine install"]
     assert "installing Docker's engine failed" in run.stderr and "maillab tries again" in run.stderr
     assert run.stdout.strip() == "ran"
+
+
+def test_bootstrap_without_a_command_sets_up_and_succeeds(tmp_path):
+    # `scripts/bootstrap.sh` alone (the README's set-up line) ended with exit status 1 before: `[ $# -gt 0 ] && exec`.
+    run, calls = _bootstrap(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert calls == []
