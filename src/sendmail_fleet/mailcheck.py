@@ -144,7 +144,7 @@ class MailLab:
         return self.sh(node, f"timeout {timeout:g} sh -c {shlex.quote(until)}")[0] == 0
 
     def has_mail(self, node: Node, path: str, token: str) -> bool:
-        return self.sh(node, f"grep -qF {token} {path}")[0] == 0
+        return self.sh(node, f"grep -qF -- {shlex.quote(token)} {shlex.quote(path)}")[0] == 0
 
 
 def _sleep_until(when: float) -> None:

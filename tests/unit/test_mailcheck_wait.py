@@ -52,3 +52,13 @@ def test_a_token_is_searched_as_fixed_text_and_never_run(tmp_path: Path):
     assert lab_running_locally(commands).wait_for_mail(TOPO.get("mx"), str(box), hostile, timeout=3)
     assert not lab_running_locally(commands).wait_for_mail(TOPO.get("mx"), str(box), ".*x", timeout=1)
     assert not marker.exists()
+
+
+def test_one_look_at_a_mailbox_searches_a_hostile_token_as_text_and_never_runs_it(tmp_path: Path):
+    box, marker, commands = tmp_path / "carol", tmp_path / "ran", []
+    hostile = f"-x $(touch {marker}); touch {marker} '\"; .*"
+    box.write_text(f"Subject: {hostile}\n")
+    lab = lab_running_locally(commands)
+    assert lab.has_mail(TOPO.get("mx"), str(box), hostile)
+    assert not lab.has_mail(TOPO.get("mx"), str(box), ".*x")
+    assert not marker.exists()
