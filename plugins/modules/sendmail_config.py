@@ -21,9 +21,9 @@ description:
   - When anything differs, stages the .mc, compiles it with m4 and checks the .cf with sendmail itself (the
     helper's build), then installs, restarts and verifies it as one transaction that outlives the connection
     (the helper's detached apply); on a failed verify the previous pair comes back, restarted and verified.
-  - When only the daemon is older than the live .cf or than a file it reads only as it starts (spec's start_files:
-    the SASL config, the certificate; written by a run that lost its controller before its restart handler ran),
-    restarts and verifies it (the helper's detached restart).
+  - When only the daemon is older than the live .cf or than a file it reads only as it starts (the spec's
+    start_files, the SASL config and the certificate among them, written by a run that lost its controller before
+    its restart handler ran), restarts and verifies it (the helper's detached restart).
   - In check mode nothing is written or restarted; the task reports changed, with the drift as sentences.
 options:
   helper: {description: Path of the switch helper on the host., type: path, required: true}
