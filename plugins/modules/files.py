@@ -10,6 +10,8 @@ import shlex
 import shutil
 import stat
 import subprocess
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -50,10 +52,21 @@ options:
       group: {description: Group name that owns it; unchanged without it., type: str}
       create: {description: "A file without content or src that is absent is made empty (a mailbox); one that
                             exists keeps its content and times.", type: bool, default: false}
+  read_at_start_by:
+    description:
+      - A systemd unit that reads these files only as it starts (a daemon's settings, its unit's drop-in).
+      - "Before it writes anything the module asks systemd when the unit's running process started, and returns in
+        C(newer_than_start) the listed files that changed after that. Such a file was written by a run whose restart
+        never came (a handler or a restart task lost with its controller); the role restarts the unit when the list
+        is not empty, so a lost restart comes with the next run. Empty when the unit is not running."
+    type: str
 """
 
 RETURN = r"""
-changed_paths: {description: The entries' paths that changed (or would in check mode), in order., type: list}
+changed_paths: {description: "The entries' paths that changed (or would in check mode), in order.", type: list}
+newer_than_start: {description: "With read_at_start_by: the listed files (state file) that changed after the unit's
+                                 running process started, as they were before this task wrote anything.",
+                   type: list}
 """
 
 DEFAULT_MODE = {"file": 0o644, "directory": 0o755}
@@ -215,6 +228,44 @@ def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bo
     return True, diff
 
 
+def _systemctl_show(unit: str) -> str:
+    done = subprocess.run(["systemctl", "show", unit, "--property=ActiveState",
+                           "--property=ExecMainStartTimestampMonotonic", "--property=ActiveEnterTimestampMonotonic"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def unit_started(unit: str, show: Callable[[str], str] = _systemctl_show) -> float | None:
+    """When the unit's running process started, in seconds since the epoch (the clock of files' mtimes); None when
+    the unit is not running. systemd keeps the start on the monotonic clock, which Python reads as systemd does."""
+    props = dict(line.split("=", 1) for line in show(unit).splitlines() if "=" in line)
+    if props.get("ActiveState") not in ("active", "reloading"):
+        return None
+    mono = 0
+    for name in ("ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic"):
+        value = props.get(name, "")
+        mono = int(value) if value.isdigit() else 0
+        if mono:
+            break
+    if not mono:
+        return None
+    return time.time() - (time.monotonic() - mono / 1_000_000)
+
+
+def newer_than(files: list[dict[str, Any]], started: float | None) -> list[str]:
+    """The entries of state file whose file changed after started (none when started is None)."""
+    if started is None:
+        return []
+    found = []
+    for entry in files:
+        if (entry.get("state") or "file") != "file":
+            continue
+        st = _lstat(os.path.normpath(entry["path"]))
+        if st is not None and st.st_mtime > started:
+            found.append(entry["path"])
+    return found
+
+
 def converge(files: list[dict[str, Any]], check_mode: bool, want_diff: bool) -> dict[str, Any]:
     """Every entry made so, in order. Raises Failed naming the first entry that cannot be."""
     changed_paths: list[str] = []
@@ -249,11 +300,16 @@ def main() -> None:
                 "group": {"type": "str"},
                 "create": {"type": "bool", "default": False},
             }},
+            "read_at_start_by": {"type": "str"},
         },
         supports_check_mode=True,
     )
+    unit = module.params["read_at_start_by"]
+    # Read before anything is written: a file this task writes notifies the unit's restart in the usual way.
+    stale = newer_than(module.params["files"], unit_started(unit)) if unit else []
     try:
         result = converge(module.params["files"], module.check_mode, module._diff)
+        result["newer_than_start"] = stale
     except Failed as e:
         module.fail_json(msg=str(e), changed=bool(e.changed_paths), changed_paths=e.changed_paths)
     module.exit_json(**result)

@@ -180,3 +180,55 @@ def test_validate_must_accept_the_new_content_or_the_old_file_stays(tmp_path):
 def test_validate_without_a_placeholder_is_refused(tmp_path):
     with pytest.raises(mod.Failed, match="has no %s"):
         mod.converge([{"path": str(tmp_path / "f"), "content": "x", "validate": "true"}], False, False)
+
+
+def started_at(seconds_ago: float, state: str = "active"):
+    """A `systemctl show` answer for a unit whose process started seconds_ago (on the monotonic clock, as systemd
+    keeps it)."""
+    import time
+    mono = int((time.monotonic() - seconds_ago) * 1_000_000)
+    return lambda unit: (f"ActiveState={state}\nExecMainStartTimestampMonotonic={mono}\n"
+                         f"ActiveEnterTimestampMonotonic={mono + 50_000}\n")
+
+
+def test_a_file_changed_after_the_unit_started_is_named_one_written_before_is_not(tmp_path):
+    old, new = tmp_path / "old.conf", tmp_path / "new.conf"
+    old.write_text("a\n")
+    new.write_text("b\n")
+    now = os.stat(new).st_mtime
+    os.utime(old, (now - 120, now - 120))  # written two minutes ago, the daemon restarted one minute ago
+    started = mod.unit_started("dovecot", show=started_at(60))
+    assert started is not None and abs(started - (now - 60)) < 5
+    files = [{"path": str(tmp_path), "state": "directory"}, {"path": str(old), "content": "a\n"},
+             {"path": str(new), "content": "b\n"}, {"path": str(tmp_path / "gone"), "state": "absent"},
+             {"path": str(tmp_path / "not-yet"), "content": "c\n"}]
+    assert mod.newer_than(files, started) == [str(new)], "only the file written after the start; folders never"
+
+
+def test_a_unit_that_does_not_run_has_no_file_newer_than_its_start(tmp_path):
+    f = tmp_path / "settings"
+    f.write_text("x\n")
+    for answer in (started_at(60, state="inactive"), started_at(60, state="failed"), lambda unit: "",
+                   lambda unit: "ActiveState=active\nExecMainStartTimestampMonotonic=0\n"
+                                "ActiveEnterTimestampMonotonic=0\n"):
+        assert mod.unit_started("opendkim", show=answer) is None
+    assert mod.newer_than([{"path": str(f), "content": "x\n"}], None) == []
+
+
+def test_a_unit_without_a_main_process_start_counts_from_when_it_became_active():
+    import time
+    mono = int((time.monotonic() - 30) * 1_000_000)
+    started = mod.unit_started("x", show=lambda unit: f"ActiveState=active\nExecMainStartTimestampMonotonic=0\n"
+                                                      f"ActiveEnterTimestampMonotonic={mono}\n")
+    assert started is not None and abs(started - (time.time() - 30)) < 1
+
+
+def test_the_start_is_read_from_systemd_for_the_unit_named(monkeypatch):
+    seen = []
+
+    class Done:
+        returncode, stdout = 0, "ActiveState=active\nExecMainStartTimestampMonotonic=5000000\n"
+
+    monkeypatch.setattr(mod.subprocess, "run", lambda argv, **kw: seen.append(argv) or Done())
+    assert mod.unit_started("saslauthd") is not None
+    assert seen[0][:3] == ["systemctl", "show", "saslauthd"]
