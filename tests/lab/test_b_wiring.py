@@ -183,6 +183,38 @@ def test_a_removal_cut_off_before_dovecot_restarted_is_finished_by_the_next_run_
     assert checks.pop_login_relay().passed, checks.results[-1].detail
 
 
+
+def test_a_hook_written_by_a_run_that_lost_its_restart_is_live_after_the_next_run(paths, maillab, provisioned):
+    """pop_before_smtp writes dovecot's hook, then restarts dovecot. A run that lost its controller between the two
+    leaves a dovecot that never calls the hook: POP3 logins open no relay. The next run finds the hook's files as
+    they should be; it sees that they changed after dovecot started (the files module's read_at_start_by) and
+    restarts dovecot, so the logins open relay again. The same holds for dovecot's settings, saslauthd's, OpenDKIM's
+    and the sending-limit milter's (unit tests of the module)."""
+    node = provisioned.get(BOTH_WAYS)
+    client1 = maillab.topo.get("client1").address
+    checks = Checks(maillab, node)
+    keep = " ".join(f"cp -p {f} {f}.keep;" for f in HOOK)
+    put_back = " ".join(f"cp {f}.keep {f} && rm {f}.keep;" for f in HOOK)  # written anew, as that run wrote it
+    code, out = maillab.sh(node, f"set -e; {keep} rm {' '.join(HOOK)}; systemctl daemon-reload; "
+                                 f"systemctl restart dovecot; {put_back} pop-before-smtp revoke {client1}")
+    assert code == 0, out
+    try:
+        lost = checks.pop_login_relay()
+        assert lost.seen == "550", f"dovecot without its hook: the login opens no relay ({lost.detail})"
+        run = playbook(paths, "-l", BOTH_WAYS)
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert (f"pop_before_smtp : POP-before-SMTP | Restart what runs the hook (only where it is running): "
+                f"{BOTH_WAYS}") in changed_tasks(run.stdout), changed_tasks(run.stdout)
+        live = checks.pop_login_relay()
+        assert live.seen == "250" and live.passed, f"the hook live again: the login opens relay ({live.detail})"
+        again = playbook(paths, "-l", BOTH_WAYS)
+        assert again.returncode == 0 and recap(again.stdout)[BOTH_WAYS]["changed"] == 0, changed_tasks(again.stdout)
+    finally:
+        maillab.sh(node, f"pop-before-smtp revoke {client1}")
+        restored = playbook(paths, "-l", BOTH_WAYS)
+        assert restored.returncode == 0, restored.stdout[-4000:]
+
+
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """The collection artifact, built from this checkout and installed into an empty collections path."""
