@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import grp
 import os
 import pwd
+import re
 import shlex
 import shutil
 import stat
@@ -60,12 +62,28 @@ options:
         never came (a handler or a restart task lost with its controller); the role restarts the unit when the list
         is not empty, so a lost restart comes with the next run. Empty when the unit is not running."
     type: str
+  also_read:
+    description:
+      - "With O(read_at_start_by), files the unit reads as it starts that other tasks write (its certificate and
+        key): a run that wrote them and lost the restart leaves them newer than the unit's start, and they are
+        named in C(newer_than_start) too. Only read, never written, and a missing one is no change."
+    type: list
+    elements: path
+    default: []
+  loaded_by_reload:
+    description:
+      - "With O(read_at_start_by), the unit's reload (C(systemctl reload), its ExecReload) reads the files too, as
+        dovecot's does: a file is stale only when it changed after both the start and the last reload that
+        succeeded (a renewal's deploy hook reloads; its new certificate is loaded, no restart is due)."
+    type: bool
+    default: false
 """
 
 RETURN = r"""
 changed_paths: {description: "The entries' paths that changed (or would in check mode), in order.", type: list}
-newer_than_start: {description: "With read_at_start_by: the listed files (state file) that changed after the unit's
-                                 running process started, as they were before this task wrote anything.",
+newer_than_start: {description: "With read_at_start_by: the listed files (state file) and also_read that changed after
+                                 the unit's running process started (and with loaded_by_reload, after its last
+                                 reload), as they were before this task wrote anything.",
                    type: list}
 """
 
@@ -229,10 +247,31 @@ def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bo
 
 
 def _systemctl_show(unit: str) -> str:
-    done = subprocess.run(["systemctl", "show", unit, "--property=ActiveState",
-                           "--property=ExecMainStartTimestampMonotonic", "--property=ActiveEnterTimestampMonotonic"],
+    # us+utc: ExecReload's start_time in UTC to the microsecond, whatever the host's time zone and locale.
+    done = subprocess.run(["systemctl", "show", unit, "--timestamp=us+utc", "--property=ActiveState",
+                           "--property=ExecMainStartTimestampMonotonic", "--property=ActiveEnterTimestampMonotonic",
+                           "--property=ExecReload"],
                           capture_output=True, text=True, check=False)
     return done.stdout if done.returncode == 0 else ""
+
+
+# The last ExecReload run as `systemctl show --timestamp=us+utc` prints it: "start_time=[Mon 2026-12-07
+# 19:58:19.795607 UTC] ; ... ; code=exited ; status=0 }" (n/a and no code where the unit was never reloaded).
+_RELOAD = re.compile(r"start_time=\[\S+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC\].*?"
+                     r"code=(\w+) ; status=(\d+)\b")
+
+
+def unit_reloaded(unit: str, show: Callable[[str], str] = _systemctl_show) -> float | None:
+    """When the unit's last reload that succeeded started, in seconds since the epoch; None when it was never
+    reloaded, or its last reload failed (what it loaded is unknown: the start is what counts)."""
+    for line in show(unit).splitlines():
+        if line.startswith("ExecReload=") and (m := _RELOAD.search(line)):
+            if m.group(2) != "exited" or m.group(3) != "0":
+                return None
+            when = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f" if "." in m.group(1)
+                                        else "%Y-%m-%d %H:%M:%S")
+            return when.replace(tzinfo=dt.timezone.utc).timestamp()
+    return None
 
 
 def unit_started(unit: str, show: Callable[[str], str] = _systemctl_show) -> float | None:
@@ -264,6 +303,18 @@ def newer_than(files: list[dict[str, Any]], started: float | None) -> list[str]:
         if st is not None and st.st_mtime > started:
             found.append(entry["path"])
     return found
+
+
+def not_loaded(files: list[dict[str, Any]], unit: str | None, also_read: list[str], loaded_by_reload: bool,
+               show: Callable[[str], str] = _systemctl_show) -> list[str]:
+    """newer_than_start: the entries and also_read files that changed after the unit last loaded them (its start,
+    or with loaded_by_reload its last reload that succeeded, whichever came later); none without a unit."""
+    if not unit:
+        return []
+    loaded = unit_started(unit, show)
+    if loaded is not None and loaded_by_reload:
+        loaded = max(loaded, unit_reloaded(unit, show) or loaded)
+    return newer_than(files + [{"path": p} for p in also_read], loaded)
 
 
 def converge(files: list[dict[str, Any]], check_mode: bool, want_diff: bool) -> dict[str, Any]:
@@ -301,12 +352,14 @@ def main() -> None:
                 "create": {"type": "bool", "default": False},
             }},
             "read_at_start_by": {"type": "str"},
+            "also_read": {"type": "list", "elements": "path", "default": []},
+            "loaded_by_reload": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
-    unit = module.params["read_at_start_by"]
     # Read before anything is written: a file this task writes notifies the unit's restart in the usual way.
-    stale = newer_than(module.params["files"], unit_started(unit)) if unit else []
+    stale = not_loaded(module.params["files"], module.params["read_at_start_by"], module.params["also_read"],
+                       module.params["loaded_by_reload"])
     try:
         result = converge(module.params["files"], module.check_mode, module._diff)
         result["newer_than_start"] = stale

@@ -12,6 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 from cryptography import x509
 
+import docker
+from sendmail_fleet.lab import _put_file
 from sendmail_fleet.pki import issue
 
 from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap, sha
@@ -22,6 +24,7 @@ CONTROLLER = lab_host("default-procmail-lda", DEBIAN_13)
 SELF_SIGNED = lab_host("default-procmail-lda", DEBIAN_12)
 
 LIVE = ("/etc/ssl/sendmail-fleet/cert.pem", "/etc/ssl/sendmail-fleet/key.pem")
+LAB_CA = "sendmail-fleet lab CA"  # the issuer of the lab's own certificates (the controller source's)
 UNCHANGED = "It was not installed; the live certificate in /etc/ssl/sendmail-fleet is unchanged."
 
 
@@ -130,6 +133,41 @@ def test_a_good_controller_certificate_is_installed_and_a_second_run_changes_not
     _, listing = maillab.sh(ctl, "ls -a /etc/ssl/sendmail-fleet")
     assert "incoming" not in listing.split()  # no copy of the controller's key stays behind
     assert maillab.smtp("client1", ctl, port=587, starttls=True).raw["cert_issuer"].startswith("Pebble")
+
+
+def issuers(maillab, node) -> dict[int, str | None]:
+    """The issuer a verifying client sees on dovecot's 995 and sendmail's 465."""
+    a = node.accounts[0]
+    return {995: maillab.pop3("client1", node, a.user, a.password, port=995).get("cert_issuer"),
+            465: maillab.smtp("client1", node, port=465, tls=True).raw.get("cert_issuer")}
+
+
+def test_a_certificate_whose_restart_was_lost_with_the_controller_is_served_after_the_next_run(maillab, paths):
+    """What a run that installed the controller's certificate and lost its controller before the handlers leaves: the
+    new files in place, dovecot and sendmail still on the old certificate. The next run finds the files right, so
+    nothing notifies the restart, and it still restarts both: the files are newer than what each daemon loaded."""
+    ctl = maillab.topo.get(CONTROLLER)
+    container = docker.from_env().containers.get(ctl.name)
+    assert {i[:5] for i in issuers(maillab, ctl).values()} == {"Pebbl"}, issuers(maillab, ctl)
+    for src, dest, mode in ((f"{CONTROLLER}.crt", "cert.pem", 0o644), (f"{CONTROLLER}.key", "key.pem", 0o600),
+                            ("ca.crt", "ca.pem", 0o644)):  # as the tls role installs them (its __tls_files)
+        _put_file(container, f"/etc/ssl/sendmail-fleet/{dest}", (paths.pki / src).read_bytes(), mode)
+    # The hole, seen: both daemons still serve the certificate they loaded.
+    assert {i[:5] for i in issuers(maillab, ctl).values()} == {"Pebbl"}, issuers(maillab, ctl)
+    try:
+        run = playbook(paths, "-l", CONTROLLER, "-e", "tls_source=controller")
+        assert run.returncode == 0, run.stdout[-3000:]
+        changed = changed_tasks(run.stdout)
+        assert not [t for t in changed if "Install the checked certificate" in t or "Certificate changed" in t], \
+            changed  # the files were right: nothing notified a restart
+        assert [t for t in changed if t.startswith("pop3 : POP3 | dovecot running, restarted now")], changed
+        assert issuers(maillab, ctl) == {995: LAB_CA, 465: LAB_CA}
+        again = playbook(paths, "-l", CONTROLLER, "-e", "tls_source=controller")
+        assert recap(again.stdout)[CONTROLLER]["changed"] == 0, changed_tasks(again.stdout)
+    finally:
+        back = playbook(paths, "-l", CONTROLLER, "--tags", "tls")  # the lab's ACME certificate again
+        assert back.returncode == 0, back.stdout[-3000:]
+    assert {i[:5] for i in issuers(maillab, ctl).values()} == {"Pebbl"}, issuers(maillab, ctl)
 
 
 def test_a_self_signed_certificate_is_made_renewed_near_its_end_remade_for_a_new_name_and_else_kept(

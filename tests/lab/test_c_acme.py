@@ -108,6 +108,21 @@ def test_a_forced_renewal_is_served_on_every_tls_port_and_no_submission_fails_me
     assert missing == [], missing
 
 
+def test_after_a_renewal_the_next_run_restarts_nothing_the_deploy_hook_reloaded_them(maillab, paths):
+    """The renewals above: certbot's deploy hook put the new certificate in place and reloaded dovecot (sendmail
+    re-executes itself on HUP). dovecot keeps its start time through a reload, yet the next run restarts nothing:
+    a certificate that a reload loaded is no lost restart."""
+    for short in RENEWED:
+        node = maillab.topo.get(short)
+        _, out = maillab.sh(node, "stat -c %Y /etc/ssl/sendmail-fleet/cert.pem; "
+                                  "systemctl show dovecot -p ExecMainStartTimestamp --timestamp=unix")
+        cert_written, started = out.split()[0], out.split("=@")[1].strip()
+        assert int(cert_written) > int(started), f"{short}: the premise, a certificate newer than dovecot's start"
+    run = playbook(paths, "-l", ",".join(RENEWED))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert all(recap(run.stdout)[h]["changed"] == 0 for h in RENEWED), changed_tasks(run.stdout)
+
+
 def test_a_renewal_set_to_answer_from_another_folder_is_asked_for_again_once_and_then_renews(maillab, paths):
     """The admin moves the challenges' folder (as when nginx comes to hold port 80): the renewal settings follow
     in the same run, not at a failed renewal months later; the next run asks nothing; a forced renewal works."""
