@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import grp
 import os
 import pwd
-import re
 import shlex
 import shutil
 import stat
@@ -70,20 +68,20 @@ options:
     type: list
     elements: path
     default: []
-  loaded_by_reload:
+  reloaded_stamp:
     description:
-      - "With O(read_at_start_by), the unit's reload (C(systemctl reload), its ExecReload) reads the files too, as
-        dovecot's does: a file is stale only when it changed after both the start and the last reload that
-        succeeded (a renewal's deploy hook reloads; its new certificate is loaded, no restart is due)."
-    type: bool
-    default: false
+      - "With O(read_at_start_by), a file whose modification time says when the unit last loaded the files without
+        starting: whatever reloads it touches the file after the reload worked (the tls role's deploy hook, after a
+        renewal). A file that changed before both the start and that time is loaded, no restart is due. A missing
+        stamp counts for nothing."
+    type: path
 """
 
 RETURN = r"""
 changed_paths: {description: "The entries' paths that changed (or would in check mode), in order.", type: list}
 newer_than_start: {description: "With read_at_start_by: the listed files (state file) and also_read that changed after
-                                 the unit's running process started (and with loaded_by_reload, after its last
-                                 reload), as they were before this task wrote anything.",
+                                 the unit's running process started (and after reloaded_stamp's time), as they were
+                                 before this task wrote anything.",
                    type: list}
 """
 
@@ -247,31 +245,10 @@ def _one(entry: dict[str, Any], check_mode: bool, planned: set[str]) -> tuple[bo
 
 
 def _systemctl_show(unit: str) -> str:
-    # us+utc: ExecReload's start_time in UTC to the microsecond, whatever the host's time zone and locale.
-    done = subprocess.run(["systemctl", "show", unit, "--timestamp=us+utc", "--property=ActiveState",
-                           "--property=ExecMainStartTimestampMonotonic", "--property=ActiveEnterTimestampMonotonic",
-                           "--property=ExecReload"],
+    done = subprocess.run(["systemctl", "show", unit, "--property=ActiveState",
+                           "--property=ExecMainStartTimestampMonotonic", "--property=ActiveEnterTimestampMonotonic"],
                           capture_output=True, text=True, check=False)
     return done.stdout if done.returncode == 0 else ""
-
-
-# The last ExecReload run as `systemctl show --timestamp=us+utc` prints it: "start_time=[Mon 2026-12-07
-# 19:58:19.795607 UTC] ; ... ; code=exited ; status=0 }" (n/a and no code where the unit was never reloaded).
-_RELOAD = re.compile(r"start_time=\[\S+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC\].*?"
-                     r"code=(\w+) ; status=(\d+)\b")
-
-
-def unit_reloaded(unit: str, show: Callable[[str], str] = _systemctl_show) -> float | None:
-    """When the unit's last reload that succeeded started, in seconds since the epoch; None when it was never
-    reloaded, or its last reload failed (what it loaded is unknown: the start is what counts)."""
-    for line in show(unit).splitlines():
-        if line.startswith("ExecReload=") and (m := _RELOAD.search(line)):
-            if m.group(2) != "exited" or m.group(3) != "0":
-                return None
-            when = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f" if "." in m.group(1)
-                                        else "%Y-%m-%d %H:%M:%S")
-            return when.replace(tzinfo=dt.timezone.utc).timestamp()
-    return None
 
 
 def unit_started(unit: str, show: Callable[[str], str] = _systemctl_show) -> float | None:
@@ -305,15 +282,16 @@ def newer_than(files: list[dict[str, Any]], started: float | None) -> list[str]:
     return found
 
 
-def not_loaded(files: list[dict[str, Any]], unit: str | None, also_read: list[str], loaded_by_reload: bool,
+def not_loaded(files: list[dict[str, Any]], unit: str | None, also_read: list[str], reloaded_stamp: str | None,
                show: Callable[[str], str] = _systemctl_show) -> list[str]:
     """newer_than_start: the entries and also_read files that changed after the unit last loaded them (its start,
-    or with loaded_by_reload its last reload that succeeded, whichever came later); none without a unit."""
+    or the reloaded_stamp's time where that is later); none without a unit, or when it does not run."""
     if not unit:
         return []
     loaded = unit_started(unit, show)
-    if loaded is not None and loaded_by_reload:
-        loaded = max(loaded, unit_reloaded(unit, show) or loaded)
+    stamp = _lstat(os.path.normpath(reloaded_stamp)) if reloaded_stamp else None
+    if loaded is not None and stamp is not None:
+        loaded = max(loaded, stamp.st_mtime)
     return newer_than(files + [{"path": p} for p in also_read], loaded)
 
 
@@ -353,13 +331,13 @@ def main() -> None:
             }},
             "read_at_start_by": {"type": "str"},
             "also_read": {"type": "list", "elements": "path", "default": []},
-            "loaded_by_reload": {"type": "bool", "default": False},
+            "reloaded_stamp": {"type": "path"},
         },
         supports_check_mode=True,
     )
     # Read before anything is written: a file this task writes notifies the unit's restart in the usual way.
     stale = not_loaded(module.params["files"], module.params["read_at_start_by"], module.params["also_read"],
-                       module.params["loaded_by_reload"])
+                       module.params["reloaded_stamp"])
     try:
         result = converge(module.params["files"], module.check_mode, module._diff)
         result["newer_than_start"] = stale

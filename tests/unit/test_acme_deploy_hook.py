@@ -22,11 +22,12 @@ DEFAULT_COMMANDS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())[
 SENDMAIL_PID = "/run/sendmail/mta/sendmail.pid"
 
 
-def render(live: Path, tls_dir: Path, commands: list[str]) -> str:
+def render(live: Path, tls_dir: Path, commands: list[str], stamp: Path | str = "") -> str:
     text = (ROLE / "templates" / "acme-deploy-hook.sh.j2").read_text()
     return Templar(loader=DataLoader(), variables={
         "ansible_managed": "managed", "tls_acme_cert_name": "sendmail-fleet", "__tls_acme_live": str(live),
-        "tls_dir": str(tls_dir), "tls_acme_reload_commands": commands}).template(trust_as_template(text))
+        "tls_dir": str(tls_dir), "tls_acme_reload_commands": commands,
+        "tls_reloaded_stamp": str(stamp)}).template(trust_as_template(text))
 
 
 @pytest.fixture
@@ -42,9 +43,9 @@ def hook(tmp_path: Path):
                                      'exec /usr/bin/install "$@"\n')
     (bin_dir / "install").chmod(0o755)
 
-    def run(commands: list[str]) -> tuple[int, str]:
+    def run(commands: list[str], stamp: Path | str = "") -> tuple[int, str]:
         script = tmp_path / "hook.sh"
-        script.write_text(render(live, tls_dir, commands))
+        script.write_text(render(live, tls_dir, commands, stamp))
         proc = subprocess.run(["sh", str(script)], capture_output=True, text=True, timeout=30,
                               env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
                                    "RENEWED_LINEAGE": str(live)})
@@ -62,6 +63,17 @@ def test_every_reload_runs_even_when_one_before_it_fails_and_the_hook_says_which
 
 def test_all_reloads_working_is_exit_0(hook, tmp_path):
     assert hook([f"echo one >> {tmp_path / 'x'}"]) == (0, "")
+
+
+def test_the_stamp_is_touched_only_once_every_reload_worked(hook, tmp_path):
+    """The pop3 role reads the stamp's time as when dovecot loaded the certificate: a failed reload must not
+    move it (the next run then restarts dovecot, as the certificate is newer than what it loaded)."""
+    stamp = tmp_path / "state" / "tls-reloaded"  # its folder made too
+    assert hook(["true", "false"], stamp)[0] == 1 and not stamp.exists()
+    before = time.time()
+    assert hook(["true", "true"], stamp) == (0, "")
+    assert stamp.exists() and stamp.stat().st_mtime >= before - 1
+    assert hook(["true"])[0] == 0, "without a stamp configured nothing is touched"
 
 
 def started(argv: list[str]) -> subprocess.Popen:

@@ -234,49 +234,26 @@ def test_the_start_is_read_from_systemd_for_the_unit_named(monkeypatch):
     assert seen[0][:3] == ["systemctl", "show", "saslauthd"]
 
 
-def reloaded_at(seconds_ago: float | None, started_ago: float = 600, code: str = "exited", status: int = 0):
-    """A `systemctl show --timestamp=us+utc` answer for a unit that started started_ago and whose last reload
-    (ExecReload) ran seconds_ago (None: never reloaded)."""
-    import datetime as dt
-    import time
-    base = started_at(started_ago)("x")
-    if seconds_ago is None:
-        return lambda unit: base + ("ExecReload={ path=/usr/bin/doveadm ; argv[]=/usr/bin/doveadm reload ; "
-                                    "ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; "
-                                    "code=(null) ; status=0/0 }\n")
-    when = dt.datetime.fromtimestamp(time.time() - seconds_ago, dt.timezone.utc)
-    stamp = when.strftime("%a %Y-%m-%d %H:%M:%S.%f UTC")
-    return lambda unit: base + (f"ExecReload={{ path=/usr/bin/doveadm ; argv[]=/usr/bin/doveadm reload ; "
-                                f"ignore_errors=no ; start_time=[{stamp}] ; stop_time=[{stamp}] ; pid=7900 ; "
-                                f"code={code} ; status={status} }}\n")
-
-
-def test_the_last_reload_that_succeeded_is_read_from_the_exec_reload_line_in_utc():
-    import time
-    assert abs(mod.unit_reloaded("dovecot", show=reloaded_at(30)) - (time.time() - 30)) < 1
-    assert mod.unit_reloaded("dovecot", show=reloaded_at(None)) is None, "never reloaded"
-    assert mod.unit_reloaded("dovecot", show=reloaded_at(30, status=1)) is None, "a failed reload loaded nothing known"
-    assert mod.unit_reloaded("dovecot", show=reloaded_at(30, code="killed")) is None
-    assert mod.unit_reloaded("dovecot", show=started_at(60)) is None, "no ExecReload line at all"
-
-
 def test_a_certificate_written_after_the_start_by_another_task_is_named_unless_a_reload_loaded_it(tmp_path):
-    conf, cert = tmp_path / "dovecot.conf", tmp_path / "cert.pem"
+    conf, cert, stamp = tmp_path / "dovecot.conf", tmp_path / "cert.pem", tmp_path / "tls-reloaded"
     conf.write_text("a\n")
     cert.write_text("new certificate\n")
     now = os.stat(cert).st_mtime
-    os.utime(conf, (now - 900, now - 900))  # the settings: before the start, 10 minutes ago
-    os.utime(cert, (now - 120, now - 120))  # the certificate: two minutes ago
+    os.utime(conf, (now - 900, now - 900))  # the settings: before the start, 15 minutes ago
+    os.utime(cert, (now - 120, now - 120))  # the certificate: two minutes ago; dovecot started 10 minutes ago
     files, also = [{"path": str(conf), "content": "a\n"}], [str(cert), str(tmp_path / "absent-key.pem")]
-    # The controller was lost before the restart: the certificate is newer than the start and than any reload.
-    assert mod.not_loaded(files, "dovecot", also, True, show=reloaded_at(None)) == [str(cert)]
-    # A renewal's deploy hook reloaded the daemon after it wrote the certificate: loaded, nothing is due.
-    assert mod.not_loaded(files, "dovecot", also, True, show=reloaded_at(60)) == []
+    started = started_at(600)
+    # The controller was lost before the restart: the certificate is newer than the start, and nothing reloaded.
+    assert mod.not_loaded(files, "dovecot", also, str(stamp), show=started) == [str(cert)], "no stamp: the start"
+    # A renewal's deploy hook reloaded the daemons after it wrote the certificate, then touched the stamp: loaded.
+    stamp.write_text("")
+    os.utime(stamp, (now - 60, now - 60))
+    assert mod.not_loaded(files, "dovecot", also, str(stamp), show=started) == []
     # A reload before the certificate was written loaded the old one.
-    assert mod.not_loaded(files, "dovecot", also, True, show=reloaded_at(300)) == [str(cert)]
-    # Without loaded_by_reload a reload counts for nothing (the unit reads the files only as it starts).
-    assert mod.not_loaded(files, "dovecot", also, False, show=reloaded_at(60)) == [str(cert)]
-    # A unit that does not run has loaded nothing stale; no unit, no check.
-    assert mod.not_loaded(files, "dovecot", also, True, show=started_at(60, state="inactive")) == []
-    assert mod.not_loaded(files, None, also, True, show=reloaded_at(None)) == []
+    os.utime(stamp, (now - 300, now - 300))
+    assert mod.not_loaded(files, "dovecot", also, str(stamp), show=started) == [str(cert)]
+    # Without a stamp the start alone counts; a unit that does not run has loaded nothing stale; no unit, no check.
+    assert mod.not_loaded(files, "dovecot", also, None, show=started) == [str(cert)]
+    assert mod.not_loaded(files, "dovecot", also, str(stamp), show=started_at(60, state="inactive")) == []
+    assert mod.not_loaded(files, None, also, str(stamp), show=started) == []
     assert cert.read_text() == "new certificate\n", "also_read files are only read"
