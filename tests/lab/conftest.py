@@ -140,6 +140,27 @@ def playbook(paths: Paths, *args: str, name: str | Path = "site.yml", env: dict[
     return run
 
 
+def at_once(work, hosts) -> dict:
+    """work(host) on every host at once (each host's own steps in order): short name -> its result."""
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        return dict(zip([h.short for h in hosts], pool.map(work, hosts), strict=True))
+
+
+TLS_PORTS = (25, 465, 587, 110, 995)
+
+
+def tls_seen(lab: MailLab, node, field: str = "cert_serial", ports: tuple[int, ...] = TLS_PORTS) -> dict:
+    """What a verifying client (client1) sees of the certificate on each TLS port: the probe's `field`
+    (cert_serial, cert_issuer; None where the session failed). STARTTLS on 25 and 587, STLS on 110."""
+    a = node.accounts[0]
+    how = {25: lambda: lab.smtp("client1", node, port=25, starttls=True).raw,
+           465: lambda: lab.smtp("client1", node, port=465, tls=True).raw,
+           587: lambda: lab.smtp("client1", node, port=587, starttls=True).raw,
+           110: lambda: lab.pop3("client1", node, a.user, a.password),
+           995: lambda: lab.pop3("client1", node, a.user, a.password, port=995)}
+    return {port: how[port]().get(field) for port in ports}
+
+
 def client_sh(lab: MailLab, cmd: str, client: str = "client1") -> tuple[int, str]:
     """A shell command in a client container: (exit status, what it printed)."""
     res = lab.container(client).exec_run(["sh", "-c", cmd])

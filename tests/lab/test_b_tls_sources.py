@@ -16,7 +16,7 @@ import docker
 from sendmail_fleet.lab import _put_file
 from sendmail_fleet.pki import issue
 
-from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap, sha
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap, sha, tls_seen
 
 # Two hosts no other test of this module touches: the controller's certificate on Debian 13, a self-signed one on
 # Debian 12 (openssl 3.0), in threads beside each other.
@@ -137,9 +137,7 @@ def test_a_good_controller_certificate_is_installed_and_a_second_run_changes_not
 
 def issuers(maillab, node) -> dict[int, str | None]:
     """The issuer a verifying client sees on dovecot's 995 and sendmail's 465."""
-    a = node.accounts[0]
-    return {995: maillab.pop3("client1", node, a.user, a.password, port=995).get("cert_issuer"),
-            465: maillab.smtp("client1", node, port=465, tls=True).raw.get("cert_issuer")}
+    return tls_seen(maillab, node, "cert_issuer", (995, 465))
 
 
 def test_a_certificate_whose_restart_was_lost_with_the_controller_is_served_after_the_next_run(maillab, paths):

@@ -12,23 +12,11 @@ import pytest
 
 from sendmail_fleet.mailcheck import MailLab, message, refused_at_connect, token
 
-from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap
+from .conftest import DEBIAN_12, DEBIAN_13, changed_tasks, lab_host, playbook, recap, tls_seen
 
 RENEWED = (lab_host("default-auth-only", DEBIAN_13), lab_host("default-auth-only", DEBIAN_12))  # 465 open on both
 MOVED = RENEWED[1]  # the host whose challenges' folder moves
 CERTBOT_ENV = "REQUESTS_CA_BUNDLE=/etc/ssl/sendmail-fleet/acme-server-ca.pem"
-
-
-def served(lab: MailLab, node) -> dict[int, str | None]:
-    """The certificate serial a verifying client sees on each TLS port (None where the session failed)."""
-    a = node.accounts[0]
-    return {
-        25: lab.smtp("client1", node, port=25, starttls=True).raw.get("cert_serial"),
-        465: lab.smtp("client1", node, port=465, tls=True).raw.get("cert_serial"),
-        587: lab.smtp("client1", node, port=587, starttls=True).raw.get("cert_serial"),
-        110: lab.pop3("client1", node, a.user, a.password).get("cert_serial"),
-        995: lab.pop3("client1", node, a.user, a.password, port=995).get("cert_serial"),
-    }
 
 
 @pytest.mark.parametrize("role", ["vps", "mx"])
@@ -84,7 +72,7 @@ class Submitter(threading.Thread):
 @pytest.mark.parametrize("short", RENEWED)
 def test_a_forced_renewal_is_served_on_every_tls_port_and_no_submission_fails_meanwhile(maillab, short):
     node = maillab.topo.get(short)
-    before = served(maillab, node)
+    before = tls_seen(maillab, node)
     assert len(set(before.values())) == 1 and None not in before.values(), before
     sender = Submitter(maillab, node)
     sender.start()
@@ -92,7 +80,7 @@ def test_a_forced_renewal_is_served_on_every_tls_port_and_no_submission_fails_me
         code, out = maillab.sh(node, f"{CERTBOT_ENV} certbot renew --force-renewal --no-random-sleep-on-renew --cert-name sendmail-fleet 2>&1")
         assert code == 0, out[-2000:]
         deadline = time.monotonic() + 30
-        while (after := served(maillab, node)) and set(after.values()) & set(before.values()):
+        while (after := tls_seen(maillab, node)) and set(after.values()) & set(before.values()):
             assert time.monotonic() < deadline, f"still the old certificate after 30 s: {before} -> {after}"
             time.sleep(0.5)
         wanted, deadline = len(sender.accepted) + 2, time.monotonic() + 30  # submissions after the switch too

@@ -16,7 +16,7 @@ import pytest
 
 from sendmail_fleet.mailcheck import MailLab, Smtp, message, token
 
-from .conftest import TOPOLOGY, VPS, VPS_IDS
+from .conftest import TOPOLOGY, VPS, VPS_IDS, at_once
 
 MX = TOPOLOGY.by_role("mx")[0]
 STRANGER = "client2"
@@ -120,8 +120,7 @@ def smuggling_answers(maillab: MailLab) -> dict[str, tuple[dict[str, tuple[str, 
         tried = {name: (tok := token(), smuggle(maillab, vps, end, tok)) for name, end in SMUGGLING_ENDS.items()}
         return tried, (tok := token(), smuggle(maillab, vps, b"\r\n.\r\n", tok))
 
-    with ThreadPoolExecutor(len(VPS)) as pool:
-        return dict(zip([v.short for v in VPS], pool.map(attempts, VPS), strict=True))
+    return at_once(attempts, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)

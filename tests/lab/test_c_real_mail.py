@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,7 +19,7 @@ from sendmail_fleet.collection import role_defaults
 from sendmail_fleet.mailcheck import MailLab, token
 from sendmail_fleet.variants import all_variants
 
-from .conftest import TOPOLOGY, VPS, VPS_IDS
+from .conftest import TOPOLOGY, VPS, VPS_IDS, at_once
 
 CLIENT = "client2"
 MX = TOPOLOGY.by_role("mx")[0]
@@ -33,9 +32,10 @@ OVER_LINES = MAX_SIZE // 999 + 10
 
 # Run in client2 with one JSON request as its argument (the mailbox's password, where one is needed, comes in the
 # environment as PW): SMTP or POP3 the way a mail program speaks it, every reply printed as JSON.
-# smtp: {"server", "port", "auth": user or absent, "mail": "FROM:<..> PARAMS", "rcpt": [..], "data": text,
+# smtp: {"server", "port", "auth": user or absent, "ask": [commands], "mail": "FROM:<..> PARAMS" (none: QUIT after
+#        "ask"), "rcpt": [..], "data": text,
 #        "filler_lines": lines of 998 characters to add to the body} -> {"ehlo": {keyword: value}, "mail": [code, text],
-#        "rcpt": [[code, text], ..], "data": [code, text] or null}
+#        "rcpt": [[code, text], ..], "data": [code, text] or null, "asked": [[code, text], ..]}
 # pop3: {"server", "user", "find": [tokens], "delete": [tokens], "send": [smtp requests], "arrives": [tokens]}:
 #       the messages carrying each token of "find" (base64 of their lines), those of "delete" marked deleted; then,
 #       with the session still open, the "send" messages go out at once while a mail program checks the mailbox
@@ -53,7 +53,11 @@ def smtp(req):
         s.starttls(context=ctx)
         s.ehlo("client2.clients.test")
         s.login(req["auth"], os.environ["PW"])
-    out = {"ehlo": dict(s.esmtp_features), "rcpt": [], "data": None}
+    out = {"ehlo": dict(s.esmtp_features), "rcpt": [], "data": None, "mail": None}
+    out["asked"] = [[c, t.decode(errors="replace")] for c, t in (s.docmd(q) for q in req.get("ask", []))]
+    if not req.get("mail"):
+        s.quit()
+        return out
     out["mail"] = list(s.docmd("MAIL " + req["mail"]))
     if out["mail"][0] == 250:
         out["rcpt"] = [list(s.docmd(f"RCPT TO:<{r}>")) for r in req["rcpt"]]
@@ -134,12 +138,6 @@ def body_lines(b64: str) -> list[str]:
     return raw[raw.index("") + 1:]
 
 
-def at_once(work, hosts=VPS) -> dict:
-    """work(vps) on every host at once (each host's own steps in order): short name -> its result."""
-    with ThreadPoolExecutor(len(hosts)) as pool:
-        return dict(zip([v.short for v in hosts], pool.map(work, hosts), strict=True))
-
-
 def to_mailbox(vps, rcpt: str, subject: str, tok: str) -> dict:
     """The stranger's mail program sends a short message carrying tok to rcpt on the VPS, on port 25."""
     return {"server": vps.fqdn, "mail": f"FROM:<{SENDER}>", "rcpt": [rcpt],
@@ -157,7 +155,7 @@ def round_trips(maillab: MailLab) -> dict[str, dict]:
         got = client(maillab, "pop3", {"server": vps.fqdn, "user": alice.user, "find": [tok]}, alice.password)
         return {"token": tok, "sent": sent, "arrived": arrived, "fetched": got["found"][tok]}
 
-    return at_once(trip)
+    return at_once(trip, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)
@@ -198,7 +196,7 @@ def limit_answers(maillab: MailLab) -> dict[str, dict]:
                                                "rcpt": [alice.address] * (MAX_RCPTS + 1)})
         return out
 
-    return at_once(attempts)
+    return at_once(attempts, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)
@@ -235,7 +233,7 @@ def address_forms(maillab: MailLab) -> dict[str, list[tuple[str, str, dict, bool
         return [(rcpt, tok, seen, maillab.wait_for_mail(vps, f"/var/mail/{alice.user}", tok))
                 for rcpt, tok, seen in sent]
 
-    return at_once(forms)
+    return at_once(forms, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)
@@ -271,7 +269,7 @@ def arrivals(maillab: MailLab) -> dict[str, dict]:
             return {"error": str(e).splitlines()[-1]}
         return {"session": session, "left": [len(after["found"][tok]) for tok in (*old, *new)]}
 
-    return at_once(arrive)
+    return at_once(arrive, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)
@@ -321,26 +319,15 @@ def test_mail_to_a_remote_mailbox_that_does_not_exist_comes_back_to_its_sender_a
     assert "Returned mail" in bounce and "5.1.1" in bounce, (vps.short, bounce[-800:])
 
 
-# A stranger asks, in one session, about a mailbox that exists and one that does not, and for two lists.
-ASK = r"""
-import json, smtplib, sys
-s = smtplib.SMTP(sys.argv[1], 25, timeout=60)
-s.ehlo("client2.clients.test")
-out = [s.docmd(cmd) for cmd in sys.argv[2:]]
-s.quit()
-print(json.dumps([[c, t.decode(errors="replace")] for c, t in out]))
-"""
-
-
 @pytest.fixture(scope="module")
 def vrfy_expn(maillab: MailLab) -> dict[str, list]:
     def ask(vps) -> list:
+        """A stranger asks, in one session, about a mailbox that exists and one that does not, and for two lists."""
         user = vps.accounts[0].user
-        res = maillab.container(CLIENT).exec_run(["python3", "-c", ASK, vps.fqdn, f"VRFY {user}",
-                                                  f"VRFY nobody-{token()}", "EXPN postmaster", f"EXPN {user}"])
-        return json.loads(res.output.decode().strip().splitlines()[-1])
+        return client(maillab, "smtp", {"server": vps.fqdn, "ask": [f"VRFY {user}", f"VRFY nobody-{token()}",
+                                                                    "EXPN postmaster", f"EXPN {user}"]})["asked"]
 
-    return at_once(ask)
+    return at_once(ask, VPS)
 
 
 @pytest.mark.parametrize("vps", VPS, ids=VPS_IDS)
